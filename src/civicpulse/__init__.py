@@ -1,0 +1,1 @@
+"""CivicPulse: an open platform for a city government to govern with data."""

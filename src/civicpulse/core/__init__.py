@@ -1,0 +1,1 @@
+"""Areas, departments, staff roles and scopes, the audit chain and the job queue."""
