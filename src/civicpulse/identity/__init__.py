@@ -1,0 +1,1 @@
+"""Master data: each resident and enterprise known once; identifier checks."""
