@@ -50,11 +50,12 @@ src/civicpulse/web/static/vendor/echarts.min.js: node_modules/.package-lock.json
 
 assets: src/civicpulse/web/static/vendor/echarts.min.js
 
-# Browser tests drive Debian's chromium; Playwright's own browser download is never used.
+# Browser tests drive Debian's chromium (with a CJK font, so Chinese pages render); Playwright's
+# own browser download is never used.
 chromium:
-	@command -v chromium >/dev/null || { \
+	@{ command -v chromium >/dev/null && [ -d /usr/share/fonts/truetype/wqy ]; } || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium fonts-wqy-microhei; }
 
 lint:
 	$(BIN)/ruff check src tests benchmarks

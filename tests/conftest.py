@@ -23,6 +23,7 @@ def pytest_configure(config):
     data_dir = Path(tempfile.mkdtemp(prefix="civicpulse-test-"))
     settings.CONFIG = dataclasses.replace(settings.CONFIG, data_dir=data_dir)
     settings.STATIC_ROOT = data_dir / "static"
+    settings.STATIC_ROOT.mkdir()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,1 @@
+"""The one window: citizen requests from every channel, routed, tracked and rated."""

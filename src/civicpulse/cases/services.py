@@ -1,0 +1,119 @@
+"""What other apps may ask of the one window."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+from django.conf import settings
+from django.db.models import Avg, Count, Q, QuerySet
+
+from civicpulse.cases.models import Case
+from civicpulse.core.models import Area
+
+LAKE_TABLE = "cases"
+_LEVELS = ("city", "district", "street", "community", "grid")
+
+CASE_SCHEMA = pa.schema(
+    [
+        ("tracking_no", pa.string()),
+        ("channel", pa.string()),
+        ("service_code", pa.string()),
+        ("department_code", pa.string()),
+        ("status", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+        ("closed_at", pa.timestamp("us", tz="UTC")),
+        ("satisfaction", pa.int16()),
+        ("district_code", pa.string()),
+        ("street_code", pa.string()),
+        ("community_code", pa.string()),
+        ("grid_code", pa.string()),
+        ("month", pa.string()),
+    ]
+)
+
+
+def cases_in(area: Area) -> QuerySet:
+    return Case.objects.filter(area__path__startswith=area.path)
+
+
+def live_figures(area: Area) -> dict:
+    """Figures read straight from the store, so the cockpit's headline is never stale."""
+    open_q = Q(status__in=Case.OPEN_STATUSES)
+    figures = cases_in(area).aggregate(
+        total=Count("id"),
+        open=Count("id", filter=open_q),
+        satisfaction=Avg("satisfaction"),
+    )
+    figures["satisfaction"] = round(figures["satisfaction"] or 0, 2)
+    return figures
+
+
+def _codes(path: str) -> list[str | None]:
+    codes = path.strip("/").split("/")
+    return (codes + [None] * len(_LEVELS))[: len(_LEVELS)]
+
+
+def export_to_lake(progress: Callable[[float], None] | None = None, batch: int = 50_000) -> dict:
+    """Copy every case's facts into the lake table ``cases``, partitioned by local month.
+
+    The whole table is written as a new version and switched atomically, so the cockpit's
+    analytics read either the previous export or this one, never half of each.
+    """
+    tz = ZoneInfo(settings.TIME_ZONE)
+    total = Case.objects.count()
+    columns = {name: [] for name in CASE_SCHEMA.names}
+    rows = Case.objects.order_by("id").values_list(
+        "tracking_no",
+        "channel",
+        "service__code",
+        "department__code",
+        "status",
+        "created_at",
+        "closed_at",
+        "satisfaction",
+        "area__path",
+    )
+    for done, row in enumerate(rows.iterator(chunk_size=batch), start=1):
+        (tracking_no, channel, service, department, status, created, closed, rating, path) = row
+        _city, district, street, community, grid = _codes(path)
+        for name, value in zip(
+            CASE_SCHEMA.names,
+            (
+                tracking_no,
+                channel,
+                service,
+                department,
+                status,
+                created,
+                closed,
+                rating,
+                district,
+                street,
+                community,
+                grid,
+                created.astimezone(tz).strftime("%Y-%m"),
+            ),
+            strict=True,
+        ):
+            columns[name].append(value)
+        if progress and done % batch == 0:
+            progress(done / max(total, 1))
+    table = pa.table(columns, schema=CASE_SCHEMA)
+    from civicpulse.core import analytics
+
+    analytics.registry().write(
+        LAKE_TABLE,
+        table,
+        description="Citizen requests, one row per case, by local month",
+        partition_by=["month"],
+    )
+    return {"rows": table.num_rows}
+
+
+def service_names() -> dict[str, str]:
+    """Service code -> its name in the reader's language."""
+    from civicpulse.cases.models import Service
+
+    return {s.code: s.name for s in Service.objects.all()}

@@ -1,0 +1,296 @@
+"""``civicpulse``: the one entry point for operators.
+
+Every sub-command checks the configuration first; a wrong setting ends the command with one line
+saying what to fix (exit status 2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import importlib
+import os
+import sys
+from datetime import date
+from pathlib import Path
+
+EXIT_CONFIG = 2
+
+
+class CommandError(Exception):
+    """A command could not do its work; the message is shown as one line."""
+
+
+def _setup() -> None:
+    """Load and check settings, then start Django."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "civicpulse.settings")
+    import django
+    from django.conf import settings
+
+    from civicpulse import config
+
+    django.setup()
+    config.check_database_reachable(settings.CONFIG)
+
+
+def _migrate(verbosity: int = 0) -> None:
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=verbosity)
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    _setup()
+    _migrate(verbosity=1)
+
+
+def cmd_check(args: argparse.Namespace) -> None:
+    _setup()
+    from django.conf import settings
+    from django.db import connection
+
+    connection.ensure_connection()
+    cfg = settings.CONFIG
+    print(f"data dir   {cfg.data_dir}")
+    print(f"database   {connection.vendor} ({cfg.database.get('NAME')})")
+    print(f"engine     {cfg.engine}")
+    print(f"queue      {'redis' if cfg.redis_url else 'embedded (store)'}")
+    if args.engine:
+        from civicpulse.core import analytics
+
+        analytics.connection()
+        print(f"engine     {cfg.engine} connected")
+
+
+def cmd_createadmin(args: argparse.Namespace) -> None:
+    _setup()
+    _migrate()
+    from civicpulse.core import accounts
+
+    password = args.password or os.environ.get("CIVICPULSE_ADMIN_PASSWORD")
+    if not password:
+        if not sys.stdin.isatty():
+            raise CommandError("give --password or CIVICPULSE_ADMIN_PASSWORD (no terminal to ask)")
+        password = getpass.getpass(f"password for {args.username}: ")
+    accounts.create_admin(args.username, password, email=args.email)
+    print(f"admin {args.username} is ready")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    _setup()
+    from django.conf import settings
+
+    from civicpulse.web.server import serve
+
+    serve(args.bind or settings.CONFIG.bind, workers=args.workers)
+
+
+def _import_jobs(modules: list[str] | None) -> None:
+    """Load job modules beyond the apps' own jobs.py (extensions, tests)."""
+    for module in modules or []:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise CommandError(f"cannot import job module {module}: {exc}") from None
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    _setup()
+    import logging
+
+    from civicpulse.core.queue import REGISTRY, Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _import_jobs(args.modules)
+    names = args.only or None
+    unknown = set(names or []) - set(REGISTRY)
+    if unknown:
+        raise CommandError(
+            f"unknown job(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(REGISTRY))}"
+        )
+    worker = Worker(poll=args.poll, names=names)
+    print(f"worker {worker.owner} runs: {', '.join(worker.names)}", flush=True)
+    try:
+        worker.run(burst=args.burst)
+    except KeyboardInterrupt:
+        print("worker stopped")
+
+
+def cmd_enqueue(args: argparse.Namespace) -> None:
+    _setup()
+    import json
+
+    from civicpulse.core import queue
+
+    _import_jobs(args.modules)
+    try:
+        payload = json.loads(args.payload) if args.payload else {}
+        job_id = queue.enqueue(args.name, payload, key=args.key)
+    except (KeyError, ValueError) as exc:
+        raise CommandError(str(exc).strip("'\"")) from None
+    print(job_id or "already queued (same key)")
+
+
+def cmd_audit(args: argparse.Namespace) -> None:
+    _setup()
+    from civicpulse.core import audit
+
+    count, problem = audit.verify()
+    if problem:
+        print(str(problem))
+        raise SystemExit(1)
+    print(f"audit chain intact: {count} entries")
+
+
+def cmd_lake(args: argparse.Namespace) -> None:
+    _setup()
+    from civicpulse.core import analytics
+
+    tables = analytics.registry().list()
+    if not tables:
+        print("the lake is empty")
+    for info in tables:
+        print(f"{info.name:24} {info.row_count:>10} rows  {info.description}")
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    _setup()
+    _migrate()
+    from civicpulse.core import areas
+
+    if args.kind == "areas":
+        try:
+            created, updated = areas.import_geojson(Path(args.file))
+        except areas.AreaError as exc:
+            raise CommandError(str(exc)) from None
+        print(f"areas: {created} created, {updated} updated")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    _setup()
+    from civicpulse.demo import loader
+
+    _migrate()
+    end = date.fromisoformat(args.end) if args.end else None
+    try:
+        loader.build(size=args.size, seed=args.seed, end=end, rebuild=args.rebuild)
+    except loader.DemoError as exc:
+        raise CommandError(str(exc)) from None
+    loader.print_logins()
+    if not args.no_serve:
+        from django.conf import settings
+
+        from civicpulse.web.server import serve
+
+        serve(args.bind or settings.CONFIG.bind, workers=2)
+
+
+def cmd_manage(args: argparse.Namespace) -> None:
+    _setup()
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["civicpulse manage", *args.rest])
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="civicpulse",
+        description="CivicPulse: one platform for a city to govern with data. "
+        "Configuration comes from CIVICPULSE_* environment variables (see README).",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    s = sub.add_parser("demo", help="build the demo city and serve it (first run: ~1-2 min)")
+    s.add_argument("--size", choices=["small", "full"], default="full")
+    s.add_argument("--seed", type=int, default=2260)
+    s.add_argument("--end", help="last day of the demo's two years (YYYY-MM-DD; default today)")
+    s.add_argument("--rebuild", action="store_true", help="erase the store and build again")
+    s.add_argument("--no-serve", action="store_true", help="build only")
+    s.add_argument("--bind", help="host:port to serve on (default CIVICPULSE_BIND)")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("serve", help="serve the platform with gunicorn")
+    s.add_argument("--bind", help="host:port (default CIVICPULSE_BIND)")
+    s.add_argument("--workers", type=int, default=2)
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("migrate", help="create or upgrade the store's tables")
+    s.set_defaults(func=cmd_migrate)
+
+    s = sub.add_parser("createadmin", help="create a data-bureau administrator")
+    s.add_argument("username")
+    s.add_argument("--email", default="")
+    s.add_argument("--password", help="else CIVICPULSE_ADMIN_PASSWORD or a prompt")
+    s.set_defaults(func=cmd_createadmin)
+
+    s = sub.add_parser("worker", help="run background and periodic jobs")
+    s.add_argument("--burst", action="store_true", help="stop when nothing is due")
+    s.add_argument("--poll", type=float, default=1.0, help="seconds between polls when idle")
+    s.add_argument("--only", nargs="*", metavar="JOB", help="run only these jobs")
+    s.add_argument(
+        "--import",
+        dest="modules",
+        nargs="*",
+        metavar="MODULE",
+        help="also load the jobs these Python modules register",
+    )
+    s.set_defaults(func=cmd_worker)
+
+    s = sub.add_parser("enqueue", help="queue a job by name (for operators and scripts)")
+    s.add_argument("name")
+    s.add_argument("--payload", help="JSON object")
+    s.add_argument("--key", help="idempotency key: a job with this key is queued once")
+    s.add_argument(
+        "--import",
+        dest="modules",
+        nargs="*",
+        metavar="MODULE",
+        help="load the jobs these Python modules register",
+    )
+    s.set_defaults(func=cmd_enqueue)
+
+    s = sub.add_parser("import", help="import data (areas: a GeoJSON FeatureCollection)")
+    s.add_argument("kind", choices=["areas"])
+    s.add_argument("file")
+    s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("audit", help="audit chain: verify")
+    s.add_argument("action", choices=["verify"])
+    s.set_defaults(func=cmd_audit)
+
+    s = sub.add_parser("lake", help="list the lake's tables")
+    s.add_argument("action", choices=["list"], nargs="?", default="list")
+    s.set_defaults(func=cmd_lake)
+
+    s = sub.add_parser("check", help="check the configuration and the store")
+    s.add_argument("--engine", action="store_true", help="also start the analytics engine")
+    s.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("manage", help="run a Django management command")
+    s.add_argument("rest", nargs=argparse.REMAINDER)
+    s.set_defaults(func=cmd_manage)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    from civicpulse.config import ConfigError
+    from civicpulse.lake.errors import LakeError
+
+    try:
+        args.func(args)
+    except (ConfigError, CommandError, LakeError) as exc:
+        print(f"civicpulse: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+    except Exception as exc:
+        from django.db import DatabaseError
+
+        if isinstance(exc, DatabaseError):
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            print(f"civicpulse: the database refused: {first}", file=sys.stderr)
+            raise SystemExit(EXIT_CONFIG) from None
+        raise
+
+
+if __name__ == "__main__":
+    main()

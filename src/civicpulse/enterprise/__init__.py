@@ -1,0 +1,1 @@
+"""Market subjects: enterprise profiles, supervision by risk."""

@@ -1,0 +1,1 @@
+"""The leaders cockpit, shared layouts and the static assets."""
