@@ -1,11 +1,12 @@
 """The analytics engine: one Ibis connection, DuckDB by default or PySpark for scale-out.
 
-``connect("duckdb", data_dir=...)`` opens an in-process DuckDB that spills to ``data_dir/duckdb-tmp``.
-It holds no tables of its own (lake tables are views over Parquet), and a database file would
-admit only one process at a time: the web server, the CLI and every worker could not share it. ``connect("spark", data_dir=..., spark_master=...)`` wraps the process-wide Spark
-session of :func:`spark_session`, which is started once and then reused: a JVM takes 7-10 s to
-start. Before starting Spark the cheap things are checked (pyspark importable, Java present, a
-``spark://`` master accepting TCP) so that a missing piece is a one-line
+``connect("duckdb", data_dir=...)`` opens an in-process DuckDB that spills to
+``data_dir/duckdb-tmp``. It holds no tables of its own (lake tables are views over Parquet),
+and a database file would admit only one process at a time: the web server, the CLI and every
+worker could not share it. ``connect("spark", data_dir=..., spark_master=...)`` wraps the
+process-wide Spark session of :func:`spark_session`, started once and then reused: a JVM takes
+7-10 s to start. Before starting Spark the cheap things are checked (pyspark importable, Java
+present, a ``spark://`` master accepting TCP) so that a missing piece is a one-line
 :class:`~civicpulse.lake.errors.EngineUnavailable` instead of a Java stack trace.
 """
 
