@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, close_old_connections, transaction
+from django.db import IntegrityError, close_old_connections, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -353,7 +353,8 @@ class Worker:
 
     def run_one(self) -> bool:
         """Claim and run one due job; False when none was due."""
-        close_old_connections()
+        if not connection.in_atomic_block:  # never drop a connection mid-transaction
+            close_old_connections()
         run = self.queue.claim(self.owner, self.names)
         if run is None:
             return False
