@@ -78,7 +78,9 @@ def test_periodic_job_runs_once_per_slot(store_queue):
     spec = q.REGISTRY["cockpit.refresh"]
     store_queue.enqueue_periodic(spec, now=1_000_000.0)
     store_queue.enqueue_periodic(spec, now=1_000_001.0)  # same slot
-    assert Job.objects.filter(name="cockpit.refresh").count() == 1
+    assert Job.objects.filter(key__startswith="cockpit.refresh@").count() == 1
+    store_queue.enqueue_periodic(spec, now=1_000_000.0 + spec.every)  # the next slot
+    assert Job.objects.filter(key__startswith="cockpit.refresh@").count() == 2
 
 
 def _worker(env: dict, *extra: str) -> subprocess.Popen:

@@ -97,3 +97,11 @@ def test_both_languages(client, leader):
     response = client.post("/i18n/setlang/", {"language": "en", "next": "/cockpit/"})
     assert response.status_code == 302
     assert "Monthly trend" in client.get("/cockpit/").content.decode()
+
+
+def test_sign_out_ends_the_session(client, leader):
+    client.force_login(leader)
+    assert client.get("/cockpit/").status_code == 200
+    assert client.post("/accounts/logout/").status_code == 302
+    assert client.get("/cockpit/").status_code == 302
+    assert AuditEntry.objects.filter(action="auth.logout", actor="leader").exists()

@@ -52,8 +52,14 @@ def save_tree(records: Iterable[AreaRecord], *, source: str = "areas") -> tuple[
     """Create or update areas (parents before children); all or nothing. Returns counts."""
     order = list(CODE_LENGTH)
     records = sorted(
-        records, key=lambda r: (order.index(r.level) if r.level in order else 9, r.code)
+        records, key=lambda r: (order.index(r.level) if r.level in order else len(order), r.code)
     )
+    for r in records:  # an unknown level would otherwise be skipped by the loop below
+        if r.level not in CODE_LENGTH:
+            raise AreaError(
+                f"{source} record {r.code}: level {r.level!r} is not one of "
+                f"{', '.join(CODE_LENGTH)}"
+            )
     existing = {a.code: a for a in Area.objects.all()}
     known = set(existing)
     paths = {a.code: a.path for a in existing.values()}
