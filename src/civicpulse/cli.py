@@ -82,7 +82,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     from civicpulse.web.server import serve
 
-    serve(args.bind or settings.CONFIG.bind, workers=args.workers)
+    serve(args.bind or settings.CONFIG.bind, workers=args.workers, with_worker=args.with_worker)
 
 
 def _import_jobs(modules: list[str] | None) -> None:
@@ -182,7 +182,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
         from civicpulse.web.server import serve
 
-        serve(args.bind or settings.CONFIG.bind, workers=2)
+        serve(args.bind or settings.CONFIG.bind, workers=2, with_worker=True)
 
 
 def cmd_manage(args: argparse.Namespace) -> None:
@@ -211,7 +211,12 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="serve the platform with gunicorn")
     s.add_argument("--bind", help="host:port (default CIVICPULSE_BIND)")
-    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--workers", type=int, default=2, help="web server processes")
+    s.add_argument(
+        "--with-worker",
+        action="store_true",
+        help="also run a background worker (periodic jobs) beside the web server",
+    )
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("migrate", help="create or upgrade the store's tables")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from gunicorn.app.base import BaseApplication
 
 
@@ -20,12 +23,31 @@ class _Gunicorn(BaseApplication):
         return application
 
 
-def serve(bind: str, *, workers: int = 2) -> None:
-    """Serve until interrupted; static files come from WhiteNoise, so no other server is needed."""
+def serve(bind: str, *, workers: int = 2, with_worker: bool = False) -> None:
+    """Serve until interrupted; static files come from WhiteNoise, so no other server is needed.
+
+    ``with_worker`` also runs one background worker beside the web server, so that a single
+    command (the demo) keeps its periodic analytics fresh.
+    """
     from django.core.management import call_command
 
     call_command("collectstatic", interactive=False, verbosity=0)
+    worker = None
+    if with_worker:
+        worker = subprocess.Popen([sys.executable, "-m", "civicpulse.cli", "worker", "--poll", "5"])
     print(f"CivicPulse on http://{bind}/  (Ctrl-C stops)", flush=True)
-    _Gunicorn(
-        {"bind": bind, "workers": workers, "accesslog": "-", "timeout": 60, "graceful_timeout": 5}
-    ).run()
+    try:
+        _Gunicorn(
+            {
+                "bind": bind,
+                "workers": workers,
+                "accesslog": "-",
+                "timeout": 60,
+                "graceful_timeout": 5,
+                "control_socket_disable": True,
+            }
+        ).run()
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=10)
