@@ -158,12 +158,37 @@ def cmd_import(args: argparse.Namespace) -> None:
     _migrate()
     from civicpulse.core import areas
 
+    if args.kind == "cases":
+        from civicpulse.cases import importer
+
+        try:
+            batch = importer.import_file(
+                Path(args.file),
+                fmt=args.format,
+                mapping=args.mapping,
+                on_error=args.on_error,
+                progress=True,
+            )
+        except importer.ImportFailed as exc:
+            raise CommandError(str(exc)) from None
+        print(importer.summary(batch))
+        if batch.rows_quarantined and args.on_error == "reject":
+            raise SystemExit(1)
+        return
     if args.kind == "areas":
         try:
             created, updated = areas.import_geojson(Path(args.file))
         except areas.AreaError as exc:
             raise CommandError(str(exc)) from None
         print(f"areas: {created} created, {updated} updated")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    _setup()
+    from civicpulse.cases import routing
+
+    report = routing.train_from_store()
+    print(report)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -254,10 +279,29 @@ def parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=cmd_enqueue)
 
-    s = sub.add_parser("import", help="import data (areas: a GeoJSON FeatureCollection)")
-    s.add_argument("kind", choices=["areas"])
+    s = sub.add_parser(
+        "import",
+        help="import data: cases (311 / message-board files) or areas (GeoJSON)",
+    )
+    s.add_argument("kind", choices=["cases", "areas"])
     s.add_argument("file")
+    s.add_argument(
+        "--format",
+        help="a built-in layout for cases: nyc, la2017, la2020, "
+        "chicago, boston, tipdm (default: guessed from the header)",
+    )
+    s.add_argument("--mapping", help="a mapping file (TOML) for any other layout")
+    s.add_argument(
+        "--on-error",
+        choices=["reject", "keep"],
+        default="keep",
+        help="a bad row rejects the whole batch, or only itself (quarantined)",
+    )
     s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("train", help="retrain a model from the store (router)")
+    s.add_argument("model", choices=["router"])
+    s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("audit", help="audit chain: verify")
     s.add_argument("action", choices=["verify"])

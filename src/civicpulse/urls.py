@@ -16,5 +16,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("cockpit/", include("civicpulse.web.urls")),
+    path("open311/v2/", include("civicpulse.cases.open311_urls")),
+    path("", include("civicpulse.cases.urls")),
     path("healthz", web_views.health, name="health"),
 ]

@@ -1,4 +1,5 @@
-"""What other apps may ask of the one window."""
+"""What other apps may ask of the one window: taking in and moving cases, deadlines, rates,
+duplicates and feedback (re-exported from the modules that hold them), and the lake export."""
 
 from __future__ import annotations
 
@@ -9,7 +10,20 @@ import pyarrow as pa
 from django.conf import settings
 from django.db.models import Avg, Count, Q, QuerySet
 
+from civicpulse.cases.duplicates import Suggestion, merge, suggest  # noqa: F401
+from civicpulse.cases.feedback import rate  # noqa: F401
 from civicpulse.cases.models import Case
+from civicpulse.cases.sla import calendar, due_at, rates, seed_default_holidays  # noqa: F401
+from civicpulse.cases.workflow import (  # noqa: F401
+    CaseError,
+    Intake,
+    clean_attributes,
+    locate,
+    send_back,
+    step,
+    take_in,
+    transfer,
+)
 from civicpulse.core.models import Area
 
 LAKE_TABLE = "cases"

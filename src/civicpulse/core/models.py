@@ -200,3 +200,17 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} [{self.key}] {self.state}"
+
+
+class RateWindow(models.Model):
+    """Requests counted per key and fixed time window, shared by every server process."""
+
+    key = models.CharField(max_length=200)
+    window = models.BigIntegerField()  # window start, seconds since the epoch
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "window"], name="one_rate_window")]
+
+    def __str__(self) -> str:
+        return f"{self.key}@{self.window}: {self.count}"

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import time
-from datetime import date
+import zlib
+from datetime import date, timedelta
 
 import pyarrow as pa
 from django.core.management import call_command
 from django.db import transaction
 from tqdm import tqdm
 
+from civicpulse.cases import sla
 from civicpulse.cases.models import Case, Service
+from civicpulse.cases.sla import Calendar
 from civicpulse.core import accounts, analytics, audit
 from civicpulse.core.areas import AreaRecord, save_tree
 from civicpulse.core.models import Area, Department, Role
@@ -136,8 +139,25 @@ def _store_people(city: DemoCity, areas: dict[str, int], bar: tqdm) -> None:
         bar.update(len(batch))
 
 
+def _timeline(c, sla_days: int, cal: Calendar) -> dict:
+    """When a demo case was accepted, fell due and was resolved, varied per case but fixed by
+    its tracking number (the generator gives arrival and closing times only)."""
+    spread = zlib.crc32(c.tracking_no.encode())
+    due = cal.add_working_days(c.created_at, sla_days)
+    times = {"due_at": due, "accepted_at": None, "resolved_at": None}
+    if c.status != "new":
+        times["accepted_at"] = c.created_at + timedelta(minutes=10 + spread % (36 * 60))
+    if c.status == "closed" and c.closed_at is not None:
+        times["resolved_at"] = c.closed_at - timedelta(hours=1 + spread % 48)
+        times["resolved_at"] = max(times["resolved_at"], times["accepted_at"])
+    elif c.status == "resolved":
+        times["resolved_at"] = times["accepted_at"] + timedelta(hours=4 + spread % 96)
+    return times
+
+
 def _store_cases(city: DemoCity, areas: dict[str, int], bar: tqdm) -> None:
-    services = {s.code: (s.pk, s.department_id) for s in Service.objects.all()}
+    services = {s.code: (s.pk, s.department_id, s.sla_working_days) for s in Service.objects.all()}
+    cal = sla.calendar()
     for batch in city.cases():
         Case.objects.bulk_create(
             [
@@ -155,6 +175,7 @@ def _store_cases(city: DemoCity, areas: dict[str, int], bar: tqdm) -> None:
                     created_at=c.created_at,
                     closed_at=c.closed_at,
                     satisfaction=c.satisfaction,
+                    **_timeline(c, services[c.service_code][2], cal),
                 )
                 for c in batch
             ],
@@ -241,6 +262,7 @@ def build(
         total=total, desc=f"demo city ({size})", unit=" records", disable=quiet, smoothing=0.1
     ) as bar:
         with transaction.atomic():
+            sla.seed_default_holidays()
             areas = _store_city(city, bar)
             _store_people(city, areas, bar)
             _store_cases(city, areas, bar)
