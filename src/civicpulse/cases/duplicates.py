@@ -18,7 +18,8 @@ from civicpulse.cases.workflow import CaseError, _event
 
 WINDOW = timedelta(days=7)
 NEAR_METRES = 300
-SUGGEST_AT = 0.45
+SUGGEST_AT = 0.5
+MIN_TEXT = 0.2  # the same spot alone does not make a duplicate: the texts must agree too
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def suggest(case: Case, limit: int = 5) -> list[Suggestion]:
         )
         place = _place(case, other)
         score = 0.55 * text + 0.45 * place
-        if score >= SUGGEST_AT and place > 0:
+        if score >= SUGGEST_AT and place > 0 and text >= MIN_TEXT:
             found.append(Suggestion(other, round(score, 3), round(text, 3), round(place, 3)))
     return sorted(found, key=lambda s: -s.score)[:limit]
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from civicpulse.cases import sla
@@ -200,15 +200,29 @@ class Intake:
 
 
 def _tracking_no(at: datetime) -> str:
+    """SH + local date + a 6-digit sequence of the day."""
     prefix = f"SH{timezone.localtime(at):%Y%m%d}"
     last = (
-        Case.objects.filter(tracking_no__startswith=prefix)
+        Case.objects.filter(tracking_no__regex=rf"^{prefix}[0-9]{{6}}$")
         .order_by("-tracking_no")
         .values_list("tracking_no", flat=True)
         .first()
     )
-    seq = int(last[len(prefix) :]) + 1 if last and last[len(prefix) :].isdigit() else 1
-    return f"{prefix}{seq:06d}"
+    return f"{prefix}{int(last[len(prefix) :]) + 1 if last else 1:06d}"
+
+
+def _create(fields: dict) -> Case:
+    """Insert a case under the next free tracking number, retrying when another process took
+    the same number first."""
+    for _attempt in range(10):
+        try:
+            with transaction.atomic():
+                number = _tracking_no(fields["created_at"])
+                return Case.objects.create(tracking_no=number, **fields)
+        except IntegrityError as exc:
+            if "tracking_no" not in str(exc):
+                raise
+    raise CaseError("could not allocate a tracking number; try again", code=503)
 
 
 @transaction.atomic
@@ -239,8 +253,7 @@ def take_in(intake: Intake, actor=None, *, router=None) -> Case:
         needs_triage = confidence < router.threshold
     answers = clean_attributes(service, intake.attributes or {})
     created = intake.created_at or timezone.now()
-    case = Case.objects.create(
-        tracking_no=_tracking_no(created),
+    fields = dict(
         channel=intake.channel,
         service=service,
         department=service.department,
@@ -259,6 +272,7 @@ def take_in(intake: Intake, actor=None, *, router=None) -> Case:
         source=intake.source,
         external_id=intake.external_id,
     )
+    case = _create(fields)
     if intake.reporter and any(intake.reporter.values()):
         fields = {
             k: str(v)[:100]
