@@ -11,7 +11,17 @@ from django.db.models import Q, QuerySet
 
 from civicpulse.core.models import Area, Role, StaffProfile
 
-CITY_WIDE_ROLES = {Role.CITY_LEADER, Role.DATA_ADMIN, Role.ANALYST, Role.AUDITOR, Role.PR_OFFICER}
+# Roles that see the whole city unless given areas. Department staff are then limited by their
+# department instead (each domain app applies that); a grid worker always needs an area.
+CITY_WIDE_ROLES = {
+    Role.CITY_LEADER,
+    Role.DATA_ADMIN,
+    Role.ANALYST,
+    Role.AUDITOR,
+    Role.PR_OFFICER,
+    Role.HOTLINE_OPERATOR,
+    Role.DEPARTMENT_STAFF,
+}
 
 
 def profile_of(user) -> StaffProfile | None:
