@@ -24,6 +24,7 @@ def pytest_configure(config):
     settings.CONFIG = dataclasses.replace(settings.CONFIG, data_dir=data_dir)
     settings.STATIC_ROOT = data_dir / "static"
     settings.STATIC_ROOT.mkdir()
+    settings.MEDIA_ROOT = data_dir / "media"
 
 
 @pytest.fixture(scope="session")

@@ -79,6 +79,10 @@ TIME_ZONE = CONFIG.time_zone
 USE_I18N = True
 USE_TZ = True
 
+# Uploaded files (case photos) are private: they are served only through views that check who
+# asks, never from a public URL.
+MEDIA_ROOT = CONFIG.data_dir / "media"
+
 STATIC_URL = "static/"
 STATIC_ROOT = CONFIG.data_dir / "static"
 STORAGES = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from django.contrib.auth import get_user_model
 from PIL import Image
 
 from civicpulse.cases import workflow
@@ -123,6 +124,11 @@ def test_public_report_with_photo_then_status_and_rating(client, demo_city):
     assert response.status_code == 200
     case = Case.objects.get(description="人行道塌陷一个大坑")
     assert case.channel == "web" and case.photo.name.endswith(".png")
+    assert client.get(f"/cases/{case.tracking_no}/photo/").status_code == 302  # staff only
+    client.force_login(get_user_model().objects.get(username="operator"))
+    shown = client.get(f"/cases/{case.tracking_no}/photo/")
+    assert shown.status_code == 200 and shown["Content-Type"] == "image/png"
+    client.logout()
     track = f"/track/{case.token}/"
     assert track in response.content.decode()
     page = client.get(track).content.decode()

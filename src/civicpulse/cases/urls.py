@@ -12,6 +12,7 @@ urlpatterns = [
     path("cases/new/", views.desk, name="desk"),
     path("cases/<str:tracking_no>/", views.detail, name="detail"),
     path("cases/<str:tracking_no>/service/", views.correct_service, name="correct"),
+    path("cases/<str:tracking_no>/photo/", views.photo, name="photo"),
     path("grid/report/", views.grid_report, name="grid_report"),
     path("report/", views.public_report, name="report"),
     path("track/<str:token>/", views.track, name="track"),

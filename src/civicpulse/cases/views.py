@@ -396,3 +396,22 @@ def correct_service(request: HttpRequest, tracking_no: str) -> HttpResponse:
     routing.correct(case, service, request.user)
     messages.success(request, _("Routing corrected."))
     return redirect("cases:triage")
+
+
+@login_required
+def photo(request: HttpRequest, tracking_no: str) -> HttpResponse:
+    """A case's photo, for staff who may see the case (uploads have no public URL)."""
+    _staff_only(request)
+    case = _case_for(request, tracking_no)
+    if not case.photo:
+        raise Http404("this case has no photo")
+    audit.record(request.user, "case.photo_view", case)
+    from django.http import FileResponse
+
+    return FileResponse(case.photo.open("rb"), content_type=_photo_type(case.photo.name))
+
+
+def _photo_type(name: str) -> str:
+    return {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}.get(
+        name.rsplit(".", 1)[-1], "application/octet-stream"
+    )
