@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PG_URL ?= $(CIVICPULSE_TEST_DATABASE_URL)
 
-.PHONY: demo serve test test-sqlite test-postgres lint format install install-test assets chromium clean
+.PHONY: bench demo serve test test-sqlite test-postgres lint format install install-test assets chromium clean
 
 demo: install assets            ## set up, build the demo city, serve on http://127.0.0.1:8000
 	$(BIN)/civicpulse demo
@@ -56,6 +56,15 @@ chromium:
 	@{ command -v chromium >/dev/null && [ -d /usr/share/fonts/truetype/wqy ]; } || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium fonts-wqy-microhei; }
+
+# Benchmarks write their sections of docs/benchmarks.md; the Open311 one drives wrk (Debian).
+bench: install-test assets
+	@command -v wrk >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk; }
+	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.case_import
+	$(BIN)/python -m benchmarks.routing
+	$(BIN)/python -m benchmarks.open311
 
 lint:
 	$(BIN)/ruff check src tests benchmarks

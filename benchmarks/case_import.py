@@ -329,21 +329,6 @@ def bench_case_import(
         drop()
 
 
-def _write_section(lines: list[str]) -> None:
-    """Replace (or append) this benchmark's section of docs/benchmarks.md, leaving the rest."""
-    path = REPO / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = "\n".join([HEADING, "", *lines]).rstrip() + "\n"
-    if HEADING in text:
-        before, _, after = text.partition(HEADING)
-        rest = after.split("\n## ", 1)
-        tail = ("\n## " + rest[1]) if len(rest) > 1 else ""
-        text = before + section + tail
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--file", default=str(DEFAULT_FILE))
@@ -358,7 +343,8 @@ def main() -> None:
     if args.child:
         _child(args)
         return
-    from benchmarks.run import _machine
+    from benchmarks.report import machine as _machine
+    from benchmarks.report import write_section
 
     file = Path(args.file)
     rows = bench_case_import(None, file=file, fmt=args.format, repeat=args.repeat)
@@ -381,7 +367,7 @@ def main() -> None:
     ]
     print("\n".join(lines))
     if not args.no_write:
-        _write_section(lines)
+        write_section(HEADING.removeprefix("## "), lines)
 
 
 if __name__ == "__main__":

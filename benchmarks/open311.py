@@ -143,7 +143,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="wrk run per endpoint")
     args = parser.parse_args()
-    from benchmarks.run import _machine
+    from benchmarks.report import machine, table, write_section
 
     load = os.getloadavg()[0]  # what else the machine was doing
     data_dir = Path(tempfile.mkdtemp(prefix="civicpulse-bench-open311-"))
@@ -158,18 +158,14 @@ def main() -> None:
             server.kill()
         shutil.rmtree(data_dir, ignore_errors=True)
     lines = [
-        "## Open311",
-        "",
-        f"Measured {date.today().isoformat()} on {_machine()} by `python -m benchmarks.open311` "
+        f"Measured {date.today().isoformat()} on {machine()} by `python -m benchmarks.open311` "
         "(small demo on SQLite, served by `civicpulse serve`: gunicorn, 2 sync workers; "
         f"1-minute load average {load:.1f} before it started). "
         "The baseline is `/healthz` on the same server in the same run.",
         "",
-        "| what | figure | baseline | ratio |",
-        "| --- | --- | --- | --- |",
-        *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows],
-        "",
+        *table(rows),
     ]
+    write_section("Open311", lines)
     print("\n".join(lines))
 
 

@@ -1,22 +1,25 @@
-"""The benchmark runner: every figure is a ratio against a baseline measured in the same run.
+"""The demo build and the cockpit's analytics, each beside a baseline measured in the same run.
 
-    .venv/bin/python -m benchmarks.run [--size small|full] [--spark]
+    .venv/bin/python -m benchmarks.run [--size small|full]
 
-Writes docs/benchmarks.md with the machine and the date. Nothing here asserts a time: the
-suite's tests check behaviour, this file measures speed.
+The other benchmarks are modules of their own (``python -m benchmarks.case_import``,
+``benchmarks.open311``, ``benchmarks.routing``); each replaces only its own section of
+docs/benchmarks.md, with the machine and the date. Nothing here asserts a time: the suite's
+tests check behaviour, these files measure speed.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import tempfile
 import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+
+from benchmarks.report import machine, table, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,19 +31,6 @@ def _best(fn: Callable[[], object], repeat: int = 3) -> float:
         fn()
         times.append(time.perf_counter() - started)
     return min(times)
-
-
-def _machine() -> str:
-    cpu = "unknown cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, Python {platform.python_version()}"
 
 
 def bench_demo(size: str) -> list[tuple[str, str, str, str]]:
@@ -122,18 +112,13 @@ def main() -> None:
     rows = bench_demo(args.size) + bench_cockpit_query()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     lines = [
-        "# Benchmarks",
-        "",
-        f"Measured {date.today().isoformat()} on {_machine()} by `python -m benchmarks.run "
+        f"Measured {date.today().isoformat()} on {machine()} by `python -m benchmarks.run "
         f"--size {args.size}`; peak memory of the run {peak:,.0f} MB. Each figure stands beside "
         "a baseline measured in the same run.",
         "",
-        "| what | time | baseline | ratio |",
-        "| --- | --- | --- | --- |",
-        *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows],
-        "",
+        *table(rows, ("what", "time", "baseline", "ratio")),
     ]
-    (REPO / "docs" / "benchmarks.md").write_text("\n".join(lines))
+    write_section("Demo city and cockpit", lines)
     print("\n".join(lines))
 
 
