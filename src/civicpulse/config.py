@@ -45,6 +45,16 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("CIVICPULSE_LANGUAGE", "zh-hans", "default interface language: zh-hans or en"),
     Variable("CIVICPULSE_TIME_ZONE", "Asia/Shanghai", "the city's time zone"),
     Variable("CIVICPULSE_REDIS_URL", "(empty: embedded queue)", "job queue on Redis instead"),
+    Variable(
+        "CIVICPULSE_SMTP_URL",
+        "(empty: mail kept in <data dir>/outbox)",
+        "mail server for notices, e.g. smtp://user:pass@mail.gov:587?tls=1",
+    ),
+    Variable(
+        "CIVICPULSE_SMS_WEBHOOK",
+        "(empty: SMS notices wait)",
+        "an SMS gateway URL that takes a JSON POST {to, body}",
+    ),
     Variable("CIVICPULSE_BIND", "127.0.0.1:8000", "address `civicpulse serve` listens on"),
     Variable("CIVICPULSE_ALLOWED_HOSTS", "127.0.0.1,localhost", "host names the site answers"),
     Variable("CIVICPULSE_DEBUG", "0", "1 shows Django's debug pages (never in production)"),
@@ -65,6 +75,8 @@ class Config:
     language: str
     time_zone: str
     redis_url: str
+    smtp_url: str
+    sms_webhook: str
     bind: str
     allowed_hosts: list[str]
     debug: bool
@@ -124,6 +136,13 @@ def _secret_key(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
+def _url(name: str, schemes: tuple[str, ...]) -> str:
+    value = _env(name)
+    if value and urlsplit(value).scheme not in schemes:
+        raise ConfigError(f"{name} must be a {' or '.join(schemes)}:// URL")
+    return value
+
+
 def load() -> Config:
     """Read and check the environment; raise ConfigError with one line on the first problem."""
     data_dir = _data_dir()
@@ -161,6 +180,8 @@ def load() -> Config:
         language=language,
         time_zone=time_zone,
         redis_url=_env("CIVICPULSE_REDIS_URL"),
+        smtp_url=_url("CIVICPULSE_SMTP_URL", ("smtp",)),
+        sms_webhook=_url("CIVICPULSE_SMS_WEBHOOK", ("http", "https")),
         bind=bind,
         allowed_hosts=[
             h.strip()

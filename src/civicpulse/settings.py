@@ -98,6 +98,23 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
 
+# Notices to reporters: a real mail server when configured, else files an operator can read.
+if CONFIG.smtp_url:
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    _smtp = urlsplit(CONFIG.smtp_url)
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST, EMAIL_PORT = _smtp.hostname, _smtp.port or 25
+    EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = (
+        unquote(_smtp.username or ""),
+        unquote(_smtp.password or ""),
+    )
+    EMAIL_USE_TLS = parse_qs(_smtp.query).get("tls", ["0"])[0] == "1"
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = CONFIG.data_dir / "outbox"
+DEFAULT_FROM_EMAIL = "12345@civicpulse.invalid"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -190,3 +190,19 @@ def test_a_good_rating_or_an_old_one_does_not_reopen(heating, grid):
     Case.objects.filter(pk=old.pk).update(resolved_at=timezone.now() - timedelta(days=60))
     old.refresh_from_db()
     assert not feedback.rate(old, 1).reopened
+
+
+def test_notices_go_by_mail_or_wait_for_a_channel(heating, grid, settings, tmp_path):
+    from civicpulse.cases import notices
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    from django.core import mail
+
+    case = _new(heating, grid, reporter={"email": "resident@example.org"})
+    case.reporters.add(*_new(heating, grid, reporter={"phone": "13700000009"}).reporters.all())
+    workflow.step(workflow.step(case, "accept", "s"), "resolve", "s")
+    result = notices.send_pending()
+    assert result == {"sent": 1, "waiting": 1, "failed": 0}
+    assert len(mail.outbox) == 1 and case.tracking_no in mail.outbox[0].subject
+    assert f"/track/{case.token}/" in mail.outbox[0].body
+    assert notices.send_pending()["sent"] == 0  # nothing is sent twice

@@ -33,3 +33,51 @@ def tell_reporters(case: Case, kind: str) -> int:
         except IntegrityError:
             pass
     return made
+
+
+def _sms(webhook: str, phone: str, body: str) -> None:
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        webhook,
+        data=json.dumps({"to": phone, "body": body}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (configured URL)
+        if response.status >= 300:
+            raise OSError(f"SMS gateway answered {response.status}")
+
+
+def send_pending(limit: int = 500) -> dict:
+    """Send waiting notices: by e-mail where the reporter gave one, else by SMS when a gateway
+    is configured. A notice that cannot go out yet stays waiting; none is marked sent unsent."""
+    from django.conf import settings
+    from django.core.mail import send_mail
+
+    sent = waiting = failed = 0
+    webhook = settings.CONFIG.sms_webhook
+    for notice in Notification.objects.filter(sent_at__isnull=True).select_related(
+        "reporter", "case"
+    )[:limit]:
+        reporter = notice.reporter
+        try:
+            if reporter.email:
+                send_mail(
+                    f"工单 {notice.case.tracking_no}",
+                    notice.body,
+                    settings.DEFAULT_FROM_EMAIL,
+                    [reporter.email],
+                )
+            elif reporter.phone and webhook:
+                _sms(webhook, reporter.phone, notice.body)
+            else:
+                waiting += 1
+                continue
+        except OSError:
+            failed += 1
+            continue
+        Notification.objects.filter(pk=notice.pk).update(sent_at=timezone.now())
+        sent += 1
+    return {"sent": sent, "waiting": waiting, "failed": failed}
