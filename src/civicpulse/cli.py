@@ -188,6 +188,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     from civicpulse.cases import routing
 
     report = routing.train_from_store()
+    if not report.startswith("Router trained"):
+        raise CommandError(report)
     print(report)
 
 

@@ -1,0 +1,1 @@
+"""Text floor: language guess, zh/en tokens and classifiers. Plain Python, no Django."""
