@@ -152,7 +152,9 @@ def test_bad_photos_are_refused_and_nothing_is_stored(client, demo_city, upload,
     before = Case.objects.count()
     service = Service.objects.get(code="road")
     response = client.post(
-        "/report/", {"service": service.pk, "description": "坑", "photo": upload}
+        "/report/",
+        {"service": service.pk, "description": "坑", "photo": upload},
+        HTTP_ACCEPT_LANGUAGE="en",
     )
     assert message in response.content.decode()
     assert Case.objects.count() == before
@@ -162,7 +164,11 @@ def test_oversized_photo_is_refused(client, demo_city, settings):
     big = io.BytesIO(b"\xff" * (5 * 1024 * 1024 + 10))
     big.name = "big.jpg"
     service = Service.objects.get(code="road")
-    response = client.post("/report/", {"service": service.pk, "description": "坑", "photo": big})
+    response = client.post(
+        "/report/",
+        {"service": service.pk, "description": "坑", "photo": big},
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
     assert "larger than 5 MB" in response.content.decode()
 
 
