@@ -38,3 +38,13 @@ def test_residents_are_listed_masked(admin_client):
 def test_other_staff_cannot_open_admin(client, demo_city):
     client.force_login(accounts.create_staff("op", "pw-123456", Role.HOTLINE_OPERATOR))
     assert client.get("/admin/").status_code == 302
+
+
+def test_service_catalog_with_its_questions_in_admin(admin_client):
+    from civicpulse.cases.models import Service
+
+    service = Service.objects.get(code="heating")
+    page = admin_client.get(f"/admin/cases/service/{service.pk}/change/")
+    assert page.status_code == 200 and "attributes-TOTAL_FORMS" in page.content.decode()
+    assert admin_client.get("/admin/cases/holiday/").status_code == 200
+    assert admin_client.get("/admin/cases/apikey/add/").status_code == 200

@@ -269,10 +269,14 @@ class QuarantinedRow(models.Model):
         return f"line {self.line}: {self.reason}"
 
 
+def _api_key() -> str:
+    return secrets.token_urlsafe(32)
+
+
 class ApiKey(models.Model):
     """A key an Open311 client must send to create requests."""
 
-    key = models.CharField(max_length=64, unique=True)
+    key = models.CharField(max_length=64, unique=True, default=_api_key)
     name = models.CharField(max_length=100)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
