@@ -193,6 +193,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(report)
 
 
+def cmd_apikey(args: argparse.Namespace) -> None:
+    _setup()
+    from civicpulse.cases.models import ApiKey
+    from civicpulse.core import audit
+
+    key = ApiKey.objects.create(name=args.name[:100])
+    audit.record("cli", "open311.apikey_created", key, detail={"name": key.name})
+    print(key.key)
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     _setup()
     from civicpulse.demo import loader
@@ -304,6 +314,10 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="retrain a model from the store (router)")
     s.add_argument("model", choices=["router"])
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("apikey", help="create an Open311 API key (printed once)")
+    s.add_argument("name", help="who the key is for")
+    s.set_defaults(func=cmd_apikey)
 
     s = sub.add_parser("audit", help="audit chain: verify")
     s.add_argument("action", choices=["verify"])

@@ -84,7 +84,17 @@ def test_good_settings_check_passes(tmp_path):
 
 def test_help_lists_the_commands(tmp_path):
     result = _cli(tmp_path, "--help")
-    for command in ("demo", "serve", "migrate", "createadmin", "worker", "import", "audit"):
+    for command in (
+        "demo",
+        "serve",
+        "migrate",
+        "createadmin",
+        "worker",
+        "import",
+        "audit",
+        "train",
+        "apikey",
+    ):
         assert command in result.stdout
 
 
@@ -107,3 +117,9 @@ def test_audit_verify_from_the_command_line(tmp_path):
 def test_config_table_in_readme_matches_the_code():
     readme = (REPO_ROOT / "README.md").read_text()
     assert config.readme_table() in readme
+
+
+def test_apikey_is_created_and_printed(tmp_path):
+    assert _cli(tmp_path, "migrate").returncode == 0
+    made = _cli(tmp_path, "apikey", "city app")
+    assert made.returncode == 0 and len(made.stdout.strip()) >= 40

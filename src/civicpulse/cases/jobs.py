@@ -33,4 +33,3 @@ def send_notices(run: Run) -> dict:
     from civicpulse.cases import notices
 
     return notices.send_pending()
-
