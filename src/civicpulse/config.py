@@ -56,6 +56,11 @@ VARIABLES: tuple[Variable, ...] = (
         "an SMS gateway URL that takes a JSON POST {to, body}",
     ),
     Variable("CIVICPULSE_BIND", "127.0.0.1:8000", "address `civicpulse serve` listens on"),
+    Variable(
+        "CIVICPULSE_SITE_URL",
+        "http://<bind>",
+        "the address residents reach the site at (links in notices)",
+    ),
     Variable("CIVICPULSE_ALLOWED_HOSTS", "127.0.0.1,localhost", "host names the site answers"),
     Variable("CIVICPULSE_DEBUG", "0", "1 shows Django's debug pages (never in production)"),
 )
@@ -77,6 +82,7 @@ class Config:
     redis_url: str
     smtp_url: str
     sms_webhook: str
+    site_url: str
     bind: str
     allowed_hosts: list[str]
     debug: bool
@@ -117,7 +123,14 @@ def _database(url: str) -> dict:
     except Exception as exc:  # dj-database-url raises plain ValueError/KeyError/... on junk
         raise ConfigError(f"CIVICPULSE_DATABASE_URL {url!r} does not parse: {exc}") from None
     if db["ENGINE"].endswith("sqlite3"):
-        db["OPTIONS"] = {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        # IMMEDIATE: a transaction takes the write lock when it starts, so two processes that
+        # read-then-write (the audit chain, intake) queue for up to `timeout` seconds instead
+        # of one failing at once with "database is locked".
+        db["OPTIONS"] = {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
         db["CONN_MAX_AGE"] = 0
     elif not db.get("NAME"):
         raise ConfigError(f"CIVICPULSE_DATABASE_URL {url!r} names no database: add /dbname")
@@ -182,6 +195,7 @@ def load() -> Config:
         redis_url=_env("CIVICPULSE_REDIS_URL"),
         smtp_url=_url("CIVICPULSE_SMTP_URL", ("smtp",)),
         sms_webhook=_url("CIVICPULSE_SMS_WEBHOOK", ("http", "https")),
+        site_url=_url("CIVICPULSE_SITE_URL", ("http", "https")) or f"http://{bind}",
         bind=bind,
         allowed_hosts=[
             h.strip()

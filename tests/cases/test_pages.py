@@ -188,3 +188,46 @@ def test_sla_board_and_triage_render(client, operator, case):
     assert board.status_code == 200 and case.department.name in board.content.decode()
     Case.objects.filter(pk=case.pk).update(needs_triage=True)
     assert case.tracking_no in client.get("/cases/triage/").content.decode()
+
+
+def test_roles_that_look_cannot_act(client, case):
+    client.force_login(accounts.create_staff("look", "pw-123456", Role.ANALYST))
+    url = f"/cases/{case.tracking_no}/"
+    assert client.get(url).status_code == 200  # an analyst may read the case...
+    assert client.post(url, {"kind": "step", "action": "accept"}).status_code == 403
+    assert client.post("/cases/", {"action": "accept", "case": [case.pk]}).status_code == 403
+    case.refresh_from_db()
+    assert case.status == "new"  # ...but not move it
+
+
+def test_department_staff_without_department_or_area_see_nothing(client, case):
+    client.force_login(accounts.create_staff("nobody", "pw-123456", Role.DEPARTMENT_STAFF))
+    assert client.get(f"/cases/{case.tracking_no}/").status_code == 404
+    assert f'href="/cases/{case.tracking_no}/"' not in client.get("/cases/").content.decode()
+
+
+def test_a_decompression_bomb_is_refused_not_a_crash(client, demo_city):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)  # 10^10 pixels claimed
+    bomb = io.BytesIO(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+    bomb.name = "bomb.png"
+    service = Service.objects.get(code="road")
+    response = client.post(
+        "/report/",
+        {"service": service.pk, "description": "坑", "photo": bomb},
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+    assert response.status_code == 200 and "not a readable image" in response.content.decode()
+
+
+def test_masked_phone_keeps_only_the_last_four_of_short_numbers():
+    from civicpulse.cases.views import mask_phone
+
+    assert mask_phone("13912345678") == "139****5678"
+    assert mask_phone("84561234") == "****1234"

@@ -38,9 +38,12 @@ def test_spring_festival_and_make_up_workdays(cal):
     before = datetime(2026, 2, 13, 9, 0, tzinfo=SH)  # Friday before the holiday
     assert cal.add_working_days(before, 1) == datetime(2026, 2, 14, 9, 0, tzinfo=SH)
     assert cal.add_working_days(before, 2) == datetime(2026, 2, 24, 9, 0, tzinfo=SH)
-    # received on a holiday: counting starts from the next working day
+    # received on a holiday: counting starts at the beginning of the next working day (8 Oct),
+    # so one working day later is the start of 9 Oct
     on_holiday = datetime(2026, 10, 3, 15, 0, tzinfo=SH)
-    assert cal.add_working_days(on_holiday, 1) == datetime(2026, 10, 8, 15, 0, tzinfo=SH)
+    assert cal.add_working_days(on_holiday, 1) == datetime(2026, 10, 9, 0, 0, tzinfo=SH)
+    on_sunday = datetime(2026, 3, 15, 22, 0, tzinfo=SH)
+    assert cal.add_working_days(on_sunday, 2) == datetime(2026, 3, 18, 0, 0, tzinfo=SH)
 
 
 def test_the_calendar_is_configurable(cal):

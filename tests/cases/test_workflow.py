@@ -206,3 +206,32 @@ def test_notices_go_by_mail_or_wait_for_a_channel(heating, grid, settings, tmp_p
     assert len(mail.outbox) == 1 and case.tracking_no in mail.outbox[0].subject
     assert f"/track/{case.token}/" in mail.outbox[0].body
     assert notices.send_pending()["sent"] == 0  # nothing is sent twice
+
+
+def test_merge_only_into_an_open_case(heating, grid):
+    open_case, done = _new(heating, grid), _new(heating, grid)
+    workflow.step(workflow.step(done, "accept", "s"), "resolve", "s")
+    with pytest.raises(CaseError, match="open case"):
+        duplicates.merge(open_case, done, "operator")
+    assert Case.objects.get(pk=open_case.pk).duplicate_of is None
+
+
+def test_reopening_sets_a_new_deadline(heating, grid):
+    case = workflow.step(workflow.step(_new(heating, grid), "accept", "s"), "resolve", "s")
+    Case.objects.filter(pk=case.pk).update(
+        due_at=timezone.now() - timedelta(days=3), escalated_at=timezone.now()
+    )
+    case = workflow.step(Case.objects.get(pk=case.pk), "reopen", "s", note="not fixed")
+    assert case.due_at > timezone.now() and case.escalated_at is None
+
+
+def test_merged_reporters_get_their_own_link(heating, grid):
+    at = timezone.now() + timedelta(days=200)
+    first = _new(heating, grid, reporter={"email": "a@example.org"}, created_at=at)
+    second = _new(heating, grid, reporter={"email": "b@example.org"}, created_at=at)
+    duplicates.merge(second, first, "operator")
+    workflow.step(workflow.step(first, "accept", "s"), "resolve", "s")
+    bodies = {n.reporter.email: n.body for n in Notification.objects.filter(case=first)}
+    assert f"/track/{first.token}/" in bodies["a@example.org"]
+    assert f"/track/{second.token}/" in bodies["b@example.org"]
+    assert bodies["a@example.org"].split("：")[-1].startswith("http")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
+from django.utils import timezone
 
 from civicpulse.cases.models import Case
 from civicpulse.cases.workflow import CaseError, _event
@@ -96,12 +97,18 @@ def merge(duplicate: Case, into: Case, actor) -> Case:
         raise CaseError("a case cannot be merged into itself", field="case")
     if into.duplicate_of_id:
         raise CaseError("merge into the case that carries on, not into a duplicate", field="case")
+    duplicate, into = (Case.objects.select_for_update().get(pk=c.pk) for c in (duplicate, into))
     if not duplicate.is_open:
         raise CaseError("only an open case can be merged", field="status", code=409)
+    if not into.is_open:
+        raise CaseError(
+            "merge into an open case, so its reporters hear of the outcome", field="case", code=409
+        )
     into.reporters.add(*duplicate.reporters.all())
     before = duplicate.status
     duplicate.duplicate_of, duplicate.status = into, "closed"
-    duplicate.save(update_fields=["duplicate_of", "status"])
+    duplicate.closed_at = timezone.now()
+    duplicate.save(update_fields=["duplicate_of", "status", "closed_at"])
     _event(duplicate, actor, "merged", before=before, note=f"duplicate of {into.tracking_no}")
     _event(into, actor, "absorbed", before=into.status, note=f"{duplicate.tracking_no} merged in")
     return into

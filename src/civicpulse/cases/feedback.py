@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from civicpulse.cases import workflow
@@ -29,7 +29,13 @@ def rate(case: Case, rating: int, comment: str = "") -> Feedback:
     if Feedback.objects.filter(case=case).exists():
         raise CaseError("this case has already been rated", field="rating", code=409)
     now = timezone.now()
-    feedback = Feedback.objects.create(case=case, rating=rating, comment=comment[:2000], at=now)
+    try:
+        with transaction.atomic():
+            feedback = Feedback.objects.create(
+                case=case, rating=rating, comment=comment[:2000], at=now
+            )
+    except IntegrityError:  # a second submit raced the first
+        raise CaseError("this case has already been rated", field="rating", code=409) from None
     case.satisfaction = rating
     case.save(update_fields=["satisfaction"])
     recent = case.resolved_at is not None and now - case.resolved_at <= REOPEN_WITHIN

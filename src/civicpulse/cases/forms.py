@@ -68,7 +68,13 @@ class PublicReportForm(IntakeForm):
             with Image.open(photo) as image:
                 kind = image.format
                 image.verify()  # a truncated or forged file fails here
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        except (
+            UnidentifiedImageError,
+            Image.DecompressionBombError,
+            OSError,
+            SyntaxError,
+            ValueError,
+        ):
             raise ValidationError(_("The photo is not a readable image.")) from None
         if kind not in PHOTO_FORMATS:
             raise ValidationError(_("Only JPEG, PNG or WebP photos are accepted."))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from civicpulse.cases.models import Case, Notification, Reporter
+from civicpulse.cases.models import Case, Notification
 
 TEMPLATES = {
     "resolved": "您反映的问题（工单 {no}）已办结。请对办理结果评价：{link}",
@@ -15,23 +15,33 @@ TEMPLATES = {
 
 
 def feedback_link(case: Case) -> str:
-    return f"/track/{case.token}/"
+    """The private status page, as an absolute link a resident can open from a message."""
+    from django.conf import settings
+
+    return f"{settings.CONFIG.site_url.rstrip('/')}/track/{case.token}/"
 
 
 def tell_reporters(case: Case, kind: str) -> int:
-    """Queue a notice to everyone who reported this case or a duplicate merged into it."""
-    reporters = Reporter.objects.filter(cases__in=[case, *case.duplicates.all()]).distinct()
-    body = TEMPLATES[kind].format(no=case.tracking_no, link=feedback_link(case))
+    """Queue a notice to everyone who reported this case, or a duplicate merged into it; each
+    reporter gets the link of the case they reported (its rating is theirs to give)."""
     made = 0
-    for reporter in reporters:
-        try:
-            with transaction.atomic():
-                Notification.objects.create(
-                    reporter=reporter, case=case, kind=kind, body=body, created_at=timezone.now()
-                )
-            made += 1
-        except IntegrityError:
-            pass
+    # duplicates first: a merged reporter also sits on the main case, and the first notice
+    # made for a reporter is the one kept
+    for reported in [*case.duplicates.all(), case]:
+        body = TEMPLATES[kind].format(no=reported.tracking_no, link=feedback_link(reported))
+        for reporter in reported.reporters.all():
+            try:
+                with transaction.atomic():
+                    Notification.objects.create(
+                        reporter=reporter,
+                        case=case,
+                        kind=kind,
+                        body=body,
+                        created_at=timezone.now(),
+                    )
+                made += 1
+            except IntegrityError:
+                pass
     return made
 
 
@@ -56,11 +66,15 @@ def send_pending(limit: int = 500) -> dict:
     from django.conf import settings
     from django.core.mail import send_mail
 
-    sent = waiting = failed = 0
+    sent = failed = 0
     webhook = settings.CONFIG.sms_webhook
-    for notice in Notification.objects.filter(sent_at__isnull=True).select_related(
-        "reporter", "case"
-    )[:limit]:
+    pending = Notification.objects.filter(sent_at__isnull=True).exclude(reporter__email="")
+    if webhook:
+        pending = Notification.objects.filter(sent_at__isnull=True).exclude(
+            reporter__email="", reporter__phone=""
+        )
+    waiting = Notification.objects.filter(sent_at__isnull=True).count() - pending.count()
+    for notice in pending.select_related("reporter", "case").order_by("created_at")[:limit]:
         reporter = notice.reporter
         try:
             if reporter.email:
@@ -73,7 +87,6 @@ def send_pending(limit: int = 500) -> dict:
             elif reporter.phone and webhook:
                 _sms(webhook, reporter.phone, notice.body)
             else:
-                waiting += 1
                 continue
         except OSError:
             failed += 1

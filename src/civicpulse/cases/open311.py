@@ -369,6 +369,7 @@ _ROW = (
     "department__name_en",
     "area__code",
     "area__path",
+    "channel",
     "duplicate_of__tracking_no",
     "last_event",
 )
@@ -441,7 +442,13 @@ def _public_requests(rows: list[dict]) -> list[dict]:
                 days=r["service__sla_working_days"],
                 due=r["due_at"].astimezone(tz).strftime("%Y-%m-%d %H:%M"),
             )
-        address = r["address"] or addresses[r["area__path"]]
+        # Where a resident phoned or wrote from is often their home: outside the API's own
+        # channel only the area is published, and the point is blurred to about 100 m.
+        own = r["channel"] == "open311"
+        address = (r["address"] if own else "") or addresses[r["area__path"]]
+        lat, lon = _finite(r["lat"]), _finite(r["lon"])
+        if not own and lat is not None and lon is not None:
+            lat, lon = round(lat, 3), round(lon, 3)
         out.append(
             {
                 "service_request_id": r["tracking_no"],
@@ -458,8 +465,8 @@ def _public_requests(rows: list[dict]) -> list[dict]:
                 "address": _mask(address, private) or None,
                 "address_id": r["area__code"],
                 "zipcode": None,
-                "lat": _finite(r["lat"]),
-                "long": _finite(r["lon"]),
+                "lat": lat,
+                "long": lon,
                 "media_url": r["media_url"] or None,
             }
         )

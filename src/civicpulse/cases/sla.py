@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from django.db import transaction
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
@@ -34,9 +35,22 @@ class Calendar:
 
     def add_working_days(self, start: datetime, days: int) -> datetime:
         """The moment ``days`` working days after ``start``: the same local time of day on the
-        days-th working day after the start day (a request received on a holiday starts
-        counting from the next working day)."""
+        days-th working day after the start day. A request received on a day off starts
+        counting at the beginning of the next working day, so it gets whole working days."""
         local = timezone.localtime(start)
+        if not self.is_working_day(local.date()):
+            day = local.date()
+            while not self.is_working_day(day):
+                day += timedelta(days=1)
+            local = local.replace(
+                year=day.year,
+                month=day.month,
+                day=day.day,
+                hour=0,
+                minute=0,
+                second=0,
+                microsecond=0,
+            )
         day, left = local.date(), days
         while left > 0:
             day += timedelta(days=1)
@@ -150,9 +164,14 @@ def sweep(now: datetime | None = None) -> dict:
         )
         for pk, status in escalate
     ]
-    CaseEvent.objects.bulk_create(events, batch_size=2000)
-    Case.objects.filter(pk__in=[pk for pk, _ in remind]).update(reminded_at=now)
-    Case.objects.filter(pk__in=[pk for pk, _ in escalate]).update(escalated_at=now)
+    with transaction.atomic():
+        CaseEvent.objects.bulk_create(events, batch_size=2000)
+        Case.objects.filter(pk__in=[pk for pk, _ in remind], reminded_at__isnull=True).update(
+            reminded_at=now
+        )
+        Case.objects.filter(pk__in=[pk for pk, _ in escalate], escalated_at__isnull=True).update(
+            escalated_at=now
+        )
     result = {"reminded": len(remind), "escalated": len(escalate)}
     if remind or escalate:
         audit.record(

@@ -32,6 +32,9 @@ from civicpulse.core import audit, ratelimit, scoping
 from civicpulse.core.models import Area, Department, Role
 
 DESK_ROLES = {Role.HOTLINE_OPERATOR, Role.DATA_ADMIN, Role.CITY_LEADER}
+# who may move, transfer, merge or re-route a case (leaders, analysts, auditors and the press
+# office look but do not act)
+ACTING_ROLES = {Role.HOTLINE_OPERATOR, Role.DEPARTMENT_STAFF, Role.DATA_ADMIN, "superuser"}
 PUBLIC_REPORTS_PER_HOUR = 20
 
 
@@ -59,9 +62,14 @@ def _staff_only(request: HttpRequest) -> None:
         raise PermissionDenied("staff only")
 
 
+def _may_act(request: HttpRequest) -> None:
+    if _role(request) not in ACTING_ROLES:
+        raise PermissionDenied("your role may look at cases but not change them")
+
+
 def mask_phone(phone: str) -> str:
     digits = phone.strip()
-    return digits[:3] + "****" + digits[-4:] if len(digits) >= 8 else "****"
+    return digits[:3] + "****" + digits[-4:] if len(digits) >= 11 else "****" + digits[-4:]
 
 
 def mask_name(name: str) -> str:
@@ -103,6 +111,7 @@ def queue(request: HttpRequest) -> HttpResponse:
     _staff_only(request)
     cases = visible_cases(request.user)
     if request.method == "POST":
+        _may_act(request)
         action = request.POST.get("action", "")
         ids = request.POST.getlist("case")
         done, refused = 0, []
@@ -177,6 +186,7 @@ def detail(request: HttpRequest, tracking_no: str) -> HttpResponse:
 
 
 def _act(request: HttpRequest, case: Case) -> HttpResponse:
+    _may_act(request)
     kind = request.POST.get("kind")
     try:
         if kind == "step":
@@ -388,7 +398,7 @@ def track(request: HttpRequest, token: str) -> HttpResponse:
 @require_POST
 def correct_service(request: HttpRequest, tracking_no: str) -> HttpResponse:
     """Triage: an operator sets the right service; the router learns from it."""
-    _staff_only(request)
+    _may_act(request)
     case = _case_for(request, tracking_no)
     service = get_object_or_404(Service, code=request.POST.get("service", ""))
     from civicpulse.cases import routing

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
+from django.db.models.functions import Length
 from django.utils import timezone
 
 from civicpulse.cases import sla
@@ -203,7 +204,9 @@ def _tracking_no(at: datetime) -> str:
     """SH + local date + a 6-digit sequence of the day."""
     prefix = f"SH{timezone.localtime(at):%Y%m%d}"
     last = (
-        Case.objects.filter(tracking_no__regex=rf"^{prefix}[0-9]{{6}}$")
+        Case.objects.filter(tracking_no__startswith=prefix)
+        .annotate(length=Length("tracking_no"))
+        .filter(length=len(prefix) + 6)
         .order_by("-tracking_no")
         .values_list("tracking_no", flat=True)
         .first()
@@ -249,8 +252,15 @@ def take_in(intake: Intake, actor=None, *, router=None) -> Case:
         if router is None:
             raise CaseError("service_code is required", field="service_code")
         code, confidence = router(text)
-        service = Service.objects.get(code=code)
         needs_triage = confidence < router.threshold
+        service = Service.objects.filter(code=code, is_active=True).first()
+        if service is None:  # the model knows a service the city has since retired
+            codes = [c for c, _department, _p in router.suggest(text, k=5)]
+            active = {s.code: s for s in Service.objects.filter(code__in=codes, is_active=True)}
+            service = next((active[c] for c in codes if c in active), None)
+            needs_triage = True
+        if service is None:
+            raise CaseError("choose a service: none suggested is in use", field="service_code")
     answers = clean_attributes(service, intake.attributes or {})
     created = intake.created_at or timezone.now()
     fields = dict(
@@ -308,8 +318,9 @@ def step(case: Case, action: str, actor, *, note: str = "") -> Case:
         case.resolved_at = now
     if action == "close":
         case.closed_at = now
-    if action == "reopen":
-        case.resolved_at = case.closed_at = None
+    if action == "reopen":  # a new round: a new deadline, new reminders
+        case.resolved_at = case.closed_at = case.reminded_at = case.escalated_at = None
+        case.due_at = sla.due_at(now, case.service.sla_working_days)
     case.needs_triage = False if action != "reopen" else case.needs_triage
     case.save()
     _event(case, actor, action, before=before, note=note)
@@ -331,8 +342,10 @@ def transfer(case: Case, to: Department, actor, *, reason: str) -> Case:
     if to.pk == case.department_id:
         raise CaseError("the case is already with that department", field="department")
     before = case.status
+    if case.accepted_at is None:
+        case.accepted_at = timezone.now()
     case.department, case.status = to, "dispatched"
-    case.save(update_fields=["department", "status"])
+    case.save(update_fields=["department", "status", "accepted_at"])
     _event(case, actor, "transferred", before=before, note=reason, department=to)
     return case
 

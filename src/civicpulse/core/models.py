@@ -172,7 +172,7 @@ class Job(models.Model):
         DONE = "done", _("done")
         FAILED = "failed", _("failed")
 
-    key = models.CharField(max_length=200)
+    key = models.CharField(max_length=200, db_index=True)
     name = models.CharField(max_length=100)
     payload = models.JSONField(default=dict)
     state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)

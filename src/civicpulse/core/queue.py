@@ -128,6 +128,14 @@ class StoreQueue(BaseQueue):
 
     def claim(self, owner, names):
         now = timezone.now()
+        Job.objects.filter(
+            state=Job.State.RUNNING, lease_until__lt=now, attempts__gte=F("max_attempts")
+        ).update(
+            state=Job.State.FAILED,
+            finished_at=now,
+            lease_until=None,
+            error="its worker was lost on every attempt",
+        )
         ready = Q(state=Job.State.QUEUED, run_after__lte=now) | Q(
             state=Job.State.RUNNING, lease_until__lt=now
         )
@@ -363,7 +371,10 @@ class Worker:
 
         def keep_lease() -> None:
             while not done.wait(max(spec.lease / 3, 0.2)):
-                self.queue.extend(run.id, self.owner, spec.lease)
+                try:
+                    self.queue.extend(run.id, self.owner, spec.lease)
+                except Exception:  # a busy store must not end the keeper: try again next beat
+                    log.warning("could not extend the lease of job %s", run.id, exc_info=True)
             close_old_connections()
 
         keeper = threading.Thread(target=keep_lease, daemon=True)

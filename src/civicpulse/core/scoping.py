@@ -42,6 +42,8 @@ def area_paths(user) -> list[str] | None:
         return []
     paths = list(profile.areas.values_list("path", flat=True))
     if not paths:
+        if profile.role == Role.DEPARTMENT_STAFF and profile.department_id is None:
+            return []  # neither a department nor areas: nothing to work on yet
         return None if profile.role in CITY_WIDE_ROLES else []
     return paths
 
@@ -72,6 +74,6 @@ def scope(queryset: QuerySet, user, area_field: str = "area") -> QuerySet:
 def home_area(user) -> Area | None:
     """Where a user's cockpit opens: their one area, or the city."""
     paths = area_paths(user)
-    if paths and len(paths) == 1:
-        return Area.objects.get(path=paths[0])
+    if paths:
+        return Area.objects.filter(path__in=paths).order_by("path").first()
     return Area.objects.filter(level=Area.Level.CITY).first()

@@ -139,19 +139,24 @@ def _store_people(city: DemoCity, areas: dict[str, int], bar: tqdm) -> None:
         bar.update(len(batch))
 
 
-def _timeline(c, sla_days: int, cal: Calendar) -> dict:
+def _timeline(c, sla_days: int, cal: Calendar, as_of) -> dict:
     """When a demo case was accepted, fell due and was resolved, varied per case but fixed by
-    its tracking number (the generator gives arrival and closing times only)."""
+    its tracking number (the generator gives arrival and closing times only). Every step lies
+    between arrival and closing, and none after the demo's last moment."""
     spread = zlib.crc32(c.tracking_no.encode())
-    due = cal.add_working_days(c.created_at, sla_days)
-    times = {"due_at": due, "accepted_at": None, "resolved_at": None}
+    last = c.closed_at or as_of
+    times = {
+        "due_at": cal.add_working_days(c.created_at, sla_days),
+        "accepted_at": None,
+        "resolved_at": None,
+    }
     if c.status != "new":
-        times["accepted_at"] = c.created_at + timedelta(minutes=10 + spread % (36 * 60))
+        times["accepted_at"] = min(c.created_at + timedelta(minutes=10 + spread % (36 * 60)), last)
     if c.status == "closed" and c.closed_at is not None:
-        times["resolved_at"] = c.closed_at - timedelta(hours=1 + spread % 48)
-        times["resolved_at"] = max(times["resolved_at"], times["accepted_at"])
+        resolved = c.closed_at - timedelta(hours=1 + spread % 48)
+        times["resolved_at"] = max(resolved, times["accepted_at"])
     elif c.status == "resolved":
-        times["resolved_at"] = times["accepted_at"] + timedelta(hours=4 + spread % 96)
+        times["resolved_at"] = min(times["accepted_at"] + timedelta(hours=4 + spread % 96), last)
     return times
 
 
@@ -175,7 +180,7 @@ def _store_cases(city: DemoCity, areas: dict[str, int], bar: tqdm) -> None:
                     created_at=c.created_at,
                     closed_at=c.closed_at,
                     satisfaction=c.satisfaction,
-                    **_timeline(c, services[c.service_code][2], cal),
+                    **_timeline(c, services[c.service_code][2], cal, city.as_of),
                 )
                 for c in batch
             ],
