@@ -8,17 +8,11 @@ to with plain HTTP posts, since that client only reads.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as Timeout
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pytest
@@ -26,7 +20,7 @@ import requests
 from georeport import GeoReport
 
 from tests.conftest import DEMO_END, DEMO_SEED
-from tests.support import REPO_ROOT
+from tests.support import DemoSite
 
 CITY_CODE = "239900"  # the demo city's division code (civicpulse.demo.generator.CITY_CODE)
 KEY, RATE_KEY = "live-open311-key", "live-open311-rate"
@@ -37,54 +31,17 @@ WINDOW = {
 }
 
 
-@dataclass(frozen=True)
-class Live:
-    url: str
-    data_dir: Path
-    env: dict
-
+class Live(DemoSite):
     @property
     def api(self) -> str:
         return f"{self.url}/open311/v2"
 
-    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "civicpulse.cli", *args],
-            cwd=REPO_ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="session")
 def live(tmp_path_factory) -> Live:
-    """Like tests/e2e's ``live_demo``, but also giving the data dir, so the CLI can add an API
-    key to the same store the server reads."""
-    data_dir = tmp_path_factory.mktemp("open311-live")
-    env = {**os.environ, "CIVICPULSE_DATA_DIR": str(data_dir)}
-    env.pop("CIVICPULSE_DATABASE_URL", None)
-    bind = f"127.0.0.1:{_free_port()}"
-    site = Live(f"http://{bind}", data_dir, env)
-    built = site.cli(
-        "demo",
-        "--size",
-        "small",
-        "--seed",
-        str(DEMO_SEED),
-        "--end",
-        DEMO_END.isoformat(),
-        "--no-serve",
-        timeout=600,
-    )
-    assert built.returncode == 0, built.stderr[-3000:]
+    """The served demo, with two API keys added through the CLI to the store it reads."""
+    site = Live(tmp_path_factory.mktemp("open311-live"), seed=DEMO_SEED, end=DEMO_END.isoformat())
+    site.build()
     for key, name in ((KEY, "live test"), (RATE_KEY, "live rate test")):
         made = site.cli(
             "manage",
@@ -94,31 +51,9 @@ def live(tmp_path_factory) -> Live:
             f"ApiKey.objects.get_or_create(key={key!r}, defaults={{'name': {name!r}}})",
         )
         assert made.returncode == 0, made.stderr[-2000:]
-    log = open(data_dir / "server.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "civicpulse.cli", "serve", "--bind", bind],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(site.url + "/healthz", timeout=2).read()
-            break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                pytest.fail(f"server did not start: {(data_dir / 'server.log').read_text()}")
-            time.sleep(0.3)
+    site.serve()
     yield site
-    server.terminate()
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-    log.close()
+    site.stop()
 
 
 def within(seconds: float, call, *args, **kwargs):
