@@ -48,3 +48,12 @@ def test_service_catalog_with_its_questions_in_admin(admin_client):
     assert page.status_code == 200 and "attributes-TOTAL_FORMS" in page.content.decode()
     assert admin_client.get("/admin/cases/holiday/").status_code == 200
     assert admin_client.get("/admin/cases/apikey/add/").status_code == 200
+
+
+def test_a_resident_record_is_masked_and_its_viewing_audited(admin_client):
+    from civicpulse.core.models import AuditEntry
+
+    resident = Resident.objects.order_by("id").first()
+    page = admin_client.get(f"/admin/identity/resident/{resident.pk}/change/").content.decode()
+    assert resident.id_number not in page and resident.phone not in page
+    assert AuditEntry.objects.filter(action="resident.view", object_id=str(resident.pk)).exists()
