@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from civicpulse.cases.models import Case
-from civicpulse.cases.workflow import CaseError, _event
+from civicpulse.cases.workflow import CaseError, record_event
 
 WINDOW = timedelta(days=7)
 NEAR_METRES = 300
@@ -109,6 +109,8 @@ def merge(duplicate: Case, into: Case, actor) -> Case:
     duplicate.duplicate_of, duplicate.status = into, "closed"
     duplicate.closed_at = timezone.now()
     duplicate.save(update_fields=["duplicate_of", "status", "closed_at"])
-    _event(duplicate, actor, "merged", before=before, note=f"duplicate of {into.tracking_no}")
-    _event(into, actor, "absorbed", before=into.status, note=f"{duplicate.tracking_no} merged in")
+    record_event(duplicate, actor, "merged", before=before, note=f"duplicate of {into.tracking_no}")
+    record_event(
+        into, actor, "absorbed", before=into.status, note=f"{duplicate.tracking_no} merged in"
+    )
     return into

@@ -295,12 +295,6 @@ def needs_training() -> bool:
 # ------------------------------------------------------------------------------- corrections
 
 
-def _actor_name(actor) -> str:
-    if actor is None:
-        return "system"
-    return actor if isinstance(actor, str) else actor.get_username()
-
-
 @transaction.atomic
 def correct(case: Case, service: Service | str, actor) -> None:
     """An operator sets a case's right service: keep the correction (training data), move the
@@ -313,7 +307,7 @@ def correct(case: Case, service: Service | str, actor) -> None:
             raise workflow.CaseError(f"unknown service {service!r}", field="service") from None
     case = Case.objects.select_for_update().select_related("service").get(pk=case.pk)
     suggested = case.service.code
-    name = _actor_name(actor)
+    name = audit.actor_name(actor)
     now = timezone.now()
     RoutingCorrection.objects.create(
         case=case, suggested=suggested, corrected=service.code, actor=name, at=now

@@ -40,13 +40,7 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
-def _actor(actor) -> str:
-    if actor is None:
-        return "system"
-    return actor if isinstance(actor, str) else actor.get_username()
-
-
-def _event(
+def record_event(
     case: Case,
     actor,
     action: str,
@@ -56,10 +50,11 @@ def _event(
     department: Department | None = None,
     at: datetime | None = None,
 ) -> CaseEvent:
+    """One step into the case's history and the audit chain."""
     event = CaseEvent.objects.create(
         case=case,
         at=at or timezone.now(),
-        actor=_actor(actor),
+        actor=audit.actor_name(actor),
         action=action,
         from_status=before,
         to_status=case.status,
@@ -67,7 +62,7 @@ def _event(
         note=note,
     )
     audit.record(
-        _actor(actor),
+        audit.actor_name(actor),
         f"case.{action}",
         case,
         detail={"from": before, "to": case.status, "note": note[:200]},
@@ -290,7 +285,7 @@ def take_in(intake: Intake, actor=None, *, router=None) -> Case:
             if k in ("name", "phone", "email", "device_id") and v
         }
         case.reporters.add(Reporter.objects.create(**fields))
-    _event(case, actor, "created", note=f"via {intake.channel}", at=created)
+    record_event(case, actor, "created", note=f"via {intake.channel}", at=created)
     return case
 
 
@@ -323,7 +318,7 @@ def step(case: Case, action: str, actor, *, note: str = "") -> Case:
         case.due_at = sla.due_at(now, case.service.sla_working_days)
     case.needs_triage = False if action != "reopen" else case.needs_triage
     case.save()
-    _event(case, actor, action, before=before, note=note)
+    record_event(case, actor, action, before=before, note=note)
     if action == "resolve":
         from civicpulse.cases import notices
 
@@ -346,7 +341,7 @@ def transfer(case: Case, to: Department, actor, *, reason: str) -> Case:
         case.accepted_at = timezone.now()
     case.department, case.status = to, "dispatched"
     case.save(update_fields=["department", "status", "accepted_at"])
-    _event(case, actor, "transferred", before=before, note=reason, department=to)
+    record_event(case, actor, "transferred", before=before, note=reason, department=to)
     return case
 
 
@@ -361,5 +356,5 @@ def send_back(case: Case, actor, *, reason: str) -> Case:
     before = case.status
     case.status, case.needs_triage = "new", True
     case.save(update_fields=["status", "needs_triage"])
-    _event(case, actor, "returned", before=before, note=reason, department=case.department)
+    record_event(case, actor, "returned", before=before, note=reason, department=case.department)
     return case

@@ -53,7 +53,8 @@ def _entry_digest(entry: AuditEntry) -> str:
     )
 
 
-def _actor_name(actor) -> str:
+def actor_name(actor) -> str:
+    """How an actor is written: a user's name, a given string, or "system"."""
     if actor is None:
         return "system"
     if isinstance(actor, str):
@@ -82,7 +83,7 @@ def record(
         entry = AuditEntry(
             seq=head.seq + 1,
             at=timezone.now(),
-            actor=_actor_name(actor),
+            actor=actor_name(actor),
             action=action,
             object_type=object_type,
             object_id=str(object_id)[:64],
