@@ -1,0 +1,1 @@
+"""Burst and anomaly detection, warning scores and forecasting helpers (no Django)."""
