@@ -175,6 +175,17 @@ def cmd_import(args: argparse.Namespace) -> None:
         if batch.rows_quarantined and args.on_error == "reject":
             raise SystemExit(1)
         return
+    if args.kind == "posts":
+        from civicpulse.opinion import ingest
+
+        try:
+            batch = ingest.import_file(
+                Path(args.file), source=args.source or "", mapping_name=args.mapping, progress=True
+            )
+        except ingest.IngestFailed as exc:
+            raise CommandError(str(exc)) from None
+        print(ingest.summary(batch))
+        return
     if args.kind == "areas":
         try:
             created, updated = areas.import_geojson(Path(args.file))
@@ -201,6 +212,46 @@ def cmd_apikey(args: argparse.Namespace) -> None:
     key = ApiKey.objects.create(name=args.name[:100])
     audit.record("cli", "open311.apikey_created", key, detail={"name": key.name})
     print(key.key)
+
+
+def cmd_poll(args: argparse.Namespace) -> None:
+    _setup()
+    _migrate()
+    from civicpulse.opinion import ingest
+
+    batches, failed = ingest.poll_all()
+    if not batches and not failed:
+        print("no feed had anything new")
+    for batch in batches:
+        print(ingest.summary(batch))
+    for source, why in failed:
+        print(f"civicpulse: polling feed {source.name} failed: {why}", file=sys.stderr)
+    if failed:
+        raise SystemExit(1)
+
+
+def cmd_sources(args: argparse.Namespace) -> None:
+    _setup()
+    _migrate()
+    from civicpulse.opinion import ingest
+    from civicpulse.opinion.models import Source
+
+    try:
+        if args.action == "add":
+            source, token = ingest.add_source(args.name, args.kind, url=args.url or "")
+            print(f"source {source.name} ({source.kind}) added")
+            if token:
+                print("its push token, shown only now:")
+                print(token)
+        elif args.action == "token":
+            print(ingest.new_token(args.name))
+        else:
+            for source in Source.objects.order_by("name"):
+                state = "active" if source.is_active else "inactive"
+                token = f"token {source.token_prefix}..." if source.token_prefix else ""
+                print(f"{source.name:24} {source.kind:5} {state:8} {source.url or token}")
+    except ingest.SourceError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -293,16 +344,22 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "import",
-        help="import data: cases (311 / message-board files) or areas (GeoJSON)",
+        help="import data: cases (311 / message-board files), posts (CSV / JSONL) "
+        "or areas (GeoJSON)",
     )
-    s.add_argument("kind", choices=["cases", "areas"])
+    s.add_argument("kind", choices=["cases", "posts", "areas"])
     s.add_argument("file")
     s.add_argument(
         "--format",
         help="a built-in layout for cases: nyc, la2017, la2020, "
         "chicago, boston, tipdm (default: guessed from the header)",
     )
-    s.add_argument("--mapping", help="a mapping file (TOML) for any other layout")
+    s.add_argument(
+        "--mapping",
+        help="a mapping file (TOML) for any other layout; for posts also a built-in one: "
+        "generic (the default), weibo2020",
+    )
+    s.add_argument("--source", help="posts: the source to import into (created if missing)")
     s.add_argument(
         "--on-error",
         choices=["reject", "keep"],
@@ -318,6 +375,21 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("apikey", help="create an Open311 API key (printed once)")
     s.add_argument("name", help="who the key is for")
     s.set_defaults(func=cmd_apikey)
+
+    s = sub.add_parser("poll", help="ask every active RSS/Atom feed source for new posts")
+    s.add_argument("what", choices=["feeds"])
+    s.set_defaults(func=cmd_poll)
+
+    s = sub.add_parser("sources", help="post sources: add (a push source gets its token), list")
+    actions = s.add_subparsers(dest="action", metavar="ACTION", required=True)
+    a = actions.add_parser("add", help="add a source; a push source's token is printed once")
+    a.add_argument("name")
+    a.add_argument("--kind", choices=["file", "feed", "push"], required=True)
+    a.add_argument("--url", help="a feed's address (http or https)")
+    a = actions.add_parser("token", help="a new token for a push source (the old one stops)")
+    a.add_argument("name")
+    actions.add_parser("list", help="every source, its kind and state")
+    s.set_defaults(func=cmd_sources)
 
     s = sub.add_parser("audit", help="audit chain: verify")
     s.add_argument("action", choices=["verify"])

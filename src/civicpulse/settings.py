@@ -22,10 +22,12 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "ninja",  # its API docs page uses the package's own static files, not a CDN
     "civicpulse.core",
     "civicpulse.identity",
     "civicpulse.enterprise",
     "civicpulse.cases",
+    "civicpulse.opinion",
     "civicpulse.web",
 ]
 

@@ -17,6 +17,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("cockpit/", include("civicpulse.web.urls")),
     path("open311/v2/", include("civicpulse.cases.open311_urls")),
+    path("api/v1/", include("civicpulse.api")),
     path("", include("civicpulse.cases.urls")),
+    path("", include("civicpulse.opinion.release_urls")),
+    path("opinion/", include("civicpulse.opinion.urls")),
     path("healthz", web_views.health, name="health"),
 ]

@@ -131,3 +131,40 @@ def service_names() -> dict[str, str]:
     from civicpulse.cases.models import Service
 
     return {s.code: s.name for s in Service.objects.all()}
+
+
+def recent_cases(since, until, *, open_only: bool = False, limit: int = 50_000) -> list[dict]:
+    """Cases received in [since, until) as plain records, for the opinion desk to read beside
+    posts (hot issues, links between an event and open requests). No reporter data leaves."""
+    cases = Case.objects.filter(created_at__gte=since, created_at__lt=until)
+    if open_only:
+        cases = cases.filter(status__in=Case.OPEN_STATUSES)
+    rows = cases.order_by("-created_at").values_list(
+        "tracking_no", "title", "description", "service__code", "area__path", "status",
+        "created_at",
+    )[:limit]
+    return [
+        {
+            "tracking_no": no,
+            "text": f"{title} {description}",
+            "service": service,
+            "district_code": _codes(path)[1] or "",
+            "open": status in Case.OPEN_STATUSES,
+            "created_at": created,
+        }
+        for no, title, description, service, path, status, created in rows
+    ]
+
+
+def daily_counts(service_code: str, since, until) -> dict[tuple[str, str], int]:
+    """Cases of one service per (district code, local day ISO date) in [since, until): the
+    series burst detection reads."""
+    tz = ZoneInfo(settings.TIME_ZONE)
+    counts: dict[tuple[str, str], int] = {}
+    rows = Case.objects.filter(
+        service__code=service_code, created_at__gte=since, created_at__lt=until
+    ).values_list("area__path", "created_at")
+    for path, created in rows.iterator(chunk_size=20_000):
+        key = (_codes(path)[1] or "", created.astimezone(tz).date().isoformat())
+        counts[key] = counts.get(key, 0) + 1
+    return counts

@@ -16,6 +16,7 @@ from django.utils import timezone
 from civicpulse.cases import sla
 from civicpulse.cases.models import Case, CaseEvent, Reporter, Service, ServiceAttribute
 from civicpulse.core import audit
+from civicpulse.core.areas import holds
 from civicpulse.core.models import Area, Department
 
 
@@ -132,31 +133,12 @@ def clean_attributes(service: Service, answers: Mapping[str, object]) -> dict:
     return cleaned
 
 
-def _inside(lon: float, lat: float, ring: list) -> bool:
-    inside = False
-    for (x1, y1), (x2, y2) in zip(ring, ring[1:], strict=False):
-        if (y1 > lat) != (y2 > lat) and lon < (x2 - x1) * (lat - y1) / (y2 - y1) + x1:
-            inside = not inside
-    return inside
-
-
-def _holds(area: Area, lon: float, lat: float) -> bool:
-    poly = area.polygon or {}
-    if poly.get("type") == "Polygon":
-        rings = [poly["coordinates"][0]]
-    elif poly.get("type") == "MultiPolygon":
-        rings = [p[0] for p in poly["coordinates"]]
-    else:
-        return False
-    return any(_inside(lon, lat, ring) for ring in rings)
-
-
 def locate(lon: float, lat: float) -> Area | None:
     """The finest area whose boundary holds the point, found by walking down the tree."""
     found = None
     candidates = list(Area.objects.filter(level=Area.Level.DISTRICT))
     while candidates:
-        inside = next((a for a in candidates if _holds(a, lon, lat)), None)
+        inside = next((a for a in candidates if holds(a.polygon, lon, lat)), None)
         if inside is None:
             break
         found, candidates = inside, list(inside.children.all())

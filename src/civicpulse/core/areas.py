@@ -127,3 +127,53 @@ def import_geojson(path: Path) -> tuple[int, int]:
             )
         )
     return save_tree(records, source=str(path))
+
+
+def _inside(lon: float, lat: float, ring: list) -> bool:
+    inside = False
+    for (x1, y1), (x2, y2) in zip(ring, ring[1:], strict=False):
+        if (y1 > lat) != (y2 > lat) and lon < (x2 - x1) * (lat - y1) / (y2 - y1) + x1:
+            inside = not inside
+    return inside
+
+
+def holds(polygon: dict | None, lon: float, lat: float) -> bool:
+    """Whether a GeoJSON Polygon or MultiPolygon (outer rings) holds the point."""
+    poly = polygon or {}
+    if poly.get("type") == "Polygon":
+        rings = [poly["coordinates"][0]]
+    elif poly.get("type") == "MultiPolygon":
+        rings = [p[0] for p in poly["coordinates"]]
+    else:
+        return False
+    return any(_inside(lon, lat, ring) for ring in rings)
+
+
+class AreaLocator:
+    """The area tree's boundaries held in memory, for placing many points without a query each
+    (a feed of posts with coordinates); :func:`cases.workflow.locate` does the same for one."""
+
+    def __init__(self) -> None:
+        children: dict[str | None, list[tuple[str, dict]]] = {}
+        for code, parent, polygon, level in Area.objects.values_list(
+            "code", "parent__code", "polygon", "level"
+        ):
+            if level == Area.Level.CITY:
+                code_parent = None
+            else:
+                code_parent = parent
+            if polygon and level != Area.Level.CITY:
+                children.setdefault(code_parent, []).append((code, polygon))
+        cities = set(Area.objects.filter(level=Area.Level.CITY).values_list("code", flat=True))
+        self._top = [c for p, kids in children.items() if p in cities for c in kids]
+        self._children = children
+
+    def locate(self, lon: float, lat: float) -> str | None:
+        """The code of the finest area whose boundary holds the point, or None."""
+        found, candidates = None, self._top
+        while candidates:
+            inside = next((code for code, poly in candidates if holds(poly, lon, lat)), None)
+            if inside is None:
+                break
+            found, candidates = inside, self._children.get(inside, [])
+        return found

@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import time
 import zlib
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
-import pyarrow as pa
 from django.core.management import call_command
 from django.db import transaction
+from django.utils import timezone
 from tqdm import tqdm
 
 from civicpulse.cases import sla
 from civicpulse.cases.models import Case, Service
 from civicpulse.cases.sla import Calendar
-from civicpulse.core import accounts, analytics, audit
+from civicpulse.core import accounts, audit
 from civicpulse.core.areas import AreaRecord, save_tree
 from civicpulse.core.models import Area, Department, Role
 from civicpulse.core.queue import StoreQueue, Worker
 from civicpulse.demo.generator import SIZES, DemoCity
 from civicpulse.enterprise.models import Enterprise
 from civicpulse.identity.models import Resident
+from civicpulse.opinion import services as opinion
 
 DEMO_PASSWORD = "civicpulse-demo"
 
@@ -29,7 +30,6 @@ class DemoError(RuntimeError):
     """The demo could not be built; the message says which step failed."""
 
 
-POSTS_TABLE = "posts"
 
 
 def _logins(city: Area) -> list[tuple[str, Role, str, str | None, str | None]]:
@@ -190,43 +190,50 @@ def _store_cases(city: DemoCity, areas: dict[str, int], bar: tqdm) -> None:
 
 
 def _store_posts(city: DemoCity, bar: tqdm) -> None:
-    """Posts are high-volume facts: they go to the lake, one partition per local day."""
-    columns: dict[str, list] = {
-        k: []
-        for k in (
-            "post_id",
-            "source",
-            "author",
-            "text",
-            "created_at",
-            "reach",
-            "reposts",
-            "area_code",
-            "lang",
-            "day",
-        )
-    }
+    """Posts come in as a city's would: through the opinion desk's intake, which scores them
+    and writes them to the lake by day; then the watch is replayed over the crisis, so the demo
+    shows a warning's whole life (raised, raised again, calmed down) and its plans."""
+    opinion.seed_defaults()
+    opinion.add_concern(
+        "供水水质", category="water", department="water",
+        description="Tap water that looks, smells or tastes wrong.",
+        rules_=[
+            ("自来水异常", "(自来水 OR 水质 OR 停水) AND (发黄 OR 异味 OR 浑浊 OR 有味 OR 变色)"),
+        ],
+    )
+    opinion.add_concern(
+        "供暖", category="heating", department="housing",
+        rules_=[("暖气不热", "(暖气 OR 供暖 OR 供热) AND (不热 OR 冰凉 OR 温度低)")],
+    )
+    opinion.add_plan(
+        "供水突发事件（III级）", level=3, category="water",
+        steps=[("核查水质并公布检测结果", "water", 12), ("排查管网", "water", 24)],
+    )
+    opinion.add_plan(
+        "供水突发事件（I/II级）", level=2, category="water",
+        steps=[("启动应急供水", "water", 4), ("发布权威信息", "water", 6)],
+    )
+    sources = {}
     for batch in city.posts():
+        by_source: dict[str, list] = {}
         for p in batch:
-            for key in (
-                "post_id",
-                "source",
-                "author",
-                "text",
-                "created_at",
-                "reach",
-                "reposts",
-                "area_code",
-                "lang",
-            ):
-                columns[key].append(getattr(p, key))
-            columns["day"].append(p.created_at.date().isoformat())
+            by_source.setdefault(p.source, []).append(
+                opinion.RawPost(
+                    source=p.source, external_id=p.post_id, text=p.text,
+                    created_at=p.created_at, author=p.author, reach=p.reach, reposts=p.reposts,
+                )
+            )
+        for name, records in by_source.items():
+            if name not in sources:
+                sources[name] = opinion.ensure_source(name)
+            opinion.store_posts(sources[name], records, name="demo city")
         bar.update(len(batch))
-    analytics.registry().write(
-        POSTS_TABLE,
-        pa.table(columns),
-        description="Public posts about the city (demo), by local day",
-        partition_by=["day"],
+    _district, start, end, _topic = city.crisis
+    tz = timezone.get_current_timezone()
+    opinion.replay(
+        datetime.combine(start - timedelta(days=1), datetime.min.time(), tz),
+        datetime.combine(end + timedelta(days=3), datetime.min.time(), tz),
+        step=timedelta(hours=2),
     )
 
 
