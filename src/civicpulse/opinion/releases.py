@@ -230,7 +230,9 @@ def _body(value: str) -> str:
 def _locked(release: Release) -> Release:
     """The release's row as it is now, locked until the step's transaction ends; the check is
     made on it, so two people clicking at once cannot both pass."""
-    return Release.objects.select_for_update().select_related("warning").get(pk=release.pk)
+    # of=self: PostgreSQL cannot lock the nullable side of the join to the warning
+    locked = Release.objects.select_for_update(of=("self",)).select_related("warning")
+    return locked.get(pk=release.pk)
 
 
 def _sync(release: Release) -> Release:
