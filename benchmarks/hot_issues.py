@@ -30,7 +30,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from benchmarks.report import machine, table, write_section  # noqa: E402
+from benchmarks.report import machine, one_core, table, write_section  # noqa: E402
 from civicpulse.signals import topics  # noqa: E402
 from civicpulse.text.tokenize import tokens  # noqa: E402
 
@@ -70,13 +70,6 @@ def _most_common(counts: Counter) -> tuple[str, int]:
     return max(counts.items(), key=lambda kv: (kv[1], kv[0]))
 
 
-def _one_core() -> str:
-    try:
-        cpu = min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpu})
-        return f"pinned to CPU {cpu}"
-    except (AttributeError, OSError):
-        return "not pinned (no sched_setaffinity here)"
 
 
 # ------------------------------------------------------------------------------ TipDM
@@ -885,7 +878,7 @@ def main() -> None:
         help='also write the "Hot issues" section of docs/benchmarks.md',
     )
     args = parser.parse_args()
-    pinned = _one_core()
+    pinned = one_core()
     where = machine()
     tokens("暖气")  # jieba's dictionary loads outside any timing
 

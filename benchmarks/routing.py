@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.report import machine, table, write_section
+from benchmarks.report import machine, one_core, rate, table, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -283,25 +283,8 @@ class _LinearSvm:
 # ------------------------------------------------------------------------------ speed
 
 
-def _one_core() -> str:
-    """Pin this process to one CPU (and the maths libraries to one thread)."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
-    try:
-        cpu = min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpu})
-        return f"pinned to CPU {cpu}"
-    except (AttributeError, OSError):
-        return "not pinned (no sched_setaffinity here)"
 
 
-def _rate(fn: Callable[[], object], n: int, repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return n / best
 
 
 def bench_routing() -> list[tuple[str, str, str, str]]:
@@ -309,7 +292,7 @@ def bench_routing() -> list[tuple[str, str, str, str]]:
     from civicpulse.text.classify import TextClassifier
     from civicpulse.text.tokenize import tokens
 
-    _one_core()
+    one_core()
     both, alone, services = demo_requests()
     train_texts, train_labels = both[:15_000], services[:15_000]
     requests = alone[15_000:]  # what a new request brings: its description
@@ -335,8 +318,8 @@ def bench_routing() -> list[tuple[str, str, str, str]]:
         (f"demo requests (zh, {np.mean([len(t) for t in requests]):.0f} chars)", requests),
         (f"THUCNews headlines (zh, {np.mean([len(t) for t in headlines]):.0f} chars)", headlines),
     ):
-        base = _rate(tokenize_all(texts), len(texts))
-        batch = _rate(lambda texts=texts: many(texts), len(texts))
+        base = rate(tokenize_all(texts), len(texts))
+        batch = rate(lambda texts=texts: many(texts), len(texts))
         rows.append(
             (
                 f"routing, batches, {what}, 1 core",
@@ -346,8 +329,8 @@ def bench_routing() -> list[tuple[str, str, str, str]]:
             )
         )
     sample = requests[:2_000]
-    base = _rate(tokenize_all(sample), len(sample))
-    single = _rate(lambda: [one(t) for t in sample], len(sample))
+    base = rate(tokenize_all(sample), len(sample))
+    single = rate(lambda: [one(t) for t in sample], len(sample))
     rows.append(
         (
             "routing one request per call (as intake does), 1 core",
@@ -356,7 +339,7 @@ def bench_routing() -> list[tuple[str, str, str, str]]:
             f"{single / base:.2f}x",
         )
     )
-    tokenize_s = len(train_texts) / _rate(tokenize_all(train_texts), len(train_texts), 1)
+    tokenize_s = len(train_texts) / rate(tokenize_all(train_texts), len(train_texts), 1)
     rows.append(
         (
             f"training on {len(train_texts):,} demo requests (analyse + fit)",

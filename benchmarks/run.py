@@ -15,22 +15,14 @@ import os
 import resource
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-from benchmarks.report import machine, table, write_section
+from benchmarks.report import best, machine, table, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _best(fn: Callable[[], object], repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def bench_demo(size: str) -> list[tuple[str, str, str, str]]:
@@ -46,7 +38,7 @@ def bench_demo(size: str) -> list[tuple[str, str, str, str]]:
             for _batch in stream():
                 pass
 
-    generate = _best(generate_only, repeat=1)
+    generate = best(generate_only, repeat=1)
     started = time.perf_counter()
     loader.build(size=size, seed=2260, end=end, quiet=True)
     build = time.perf_counter() - started
@@ -72,7 +64,7 @@ def bench_cockpit_query() -> list[tuple[str, str, str, str]]:
     registry = analytics.registry()
     con = analytics.connection()
     expr = figures_expression(registry.table(con, cases.LAKE_TABLE), "239900")
-    ibis_time = _best(lambda: expr.to_pyarrow())
+    ibis_time = best(lambda: expr.to_pyarrow())
     glob = str(registry.get(cases.LAKE_TABLE).path) + "/**/part-*.parquet"
     raw = duckdb.connect()
     sql = f"""
@@ -85,7 +77,7 @@ def bench_cockpit_query() -> list[tuple[str, str, str, str]]:
         UNION ALL SELECT 'community', community_code, month, service_code, count(*) FROM t
           WHERE community_code IS NOT NULL GROUP BY ALL
     """
-    raw_time = _best(lambda: raw.sql(sql).to_arrow_table())
+    raw_time = best(lambda: raw.sql(sql).to_arrow_table())
     return [
         (
             "cockpit figures over the cases lake, Ibis on DuckDB",

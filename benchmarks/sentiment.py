@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
-import os
 import random
 import re
 import time
@@ -25,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.report import one_core, rate
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 ZH_SETS = ("ChnSentiCorp_htl_all.csv", "waimai_10k.csv", "online_shopping_10_cats.csv.gz")
@@ -34,16 +35,6 @@ WEIBO_ROWS = 20_000
 SNOWNLP_SAMPLE = 500
 
 
-def _one_core() -> str:
-    """Pin this process to one CPU (and the maths libraries to one thread)."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
-    try:
-        cpu = min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpu})
-        return f"pinned to CPU {cpu}"
-    except (AttributeError, OSError):
-        return "not pinned (no sched_setaffinity here)"
 
 
 # ------------------------------------------------------------------------------ data
@@ -441,13 +432,6 @@ def place_tagging() -> dict:
 # ------------------------------------------------------------------------------ speed
 
 
-def _rate(fn: Callable[[], object], n: int, repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return n / best
 
 
 def speed(progress: Callable[[str], None] = print) -> list[tuple[str, str, str, str]]:
@@ -456,7 +440,7 @@ def speed(progress: Callable[[str], None] = print) -> list[tuple[str, str, str, 
     from civicpulse.text.tokenize import guess_language, normalize_quick, tokens
 
     progress("speed")
-    pinned = _one_core()
+    pinned = one_core()
     posts = weibo()
     n = len(posts)
     mean = np.mean([len(t) for t in posts])
@@ -477,13 +461,13 @@ def speed(progress: Callable[[str], None] = print) -> list[tuple[str, str, str, 
 
     sample = posts[:SNOWNLP_SAMPLE]
     _snownlp(sample[:5])  # its models load outside the timing
-    snow = _rate(lambda: _snownlp(sample), len(sample), repeat=1)
+    snow = rate(lambda: _snownlp(sample), len(sample), repeat=1)
     tokens("暖气")  # jieba's dictionary loads outside the timing
     jieba_posts = posts[:5000]
-    jieba = _rate(lambda: [tokens(t, "zh") for t in jieba_posts], len(jieba_posts), repeat=1)
-    both = _rate(language_and_sentiment, n)
-    alone = _rate(lambda: sentiment.polarities(posts, ["zh"] * n), n)
-    lexicon = _rate(lambda: _lexicon(posts, "zh"), n)
+    jieba = rate(lambda: [tokens(t, "zh") for t in jieba_posts], len(jieba_posts), repeat=1)
+    both = rate(language_and_sentiment, n)
+    alone = rate(lambda: sentiment.polarities(posts, ["zh"] * n), n)
+    lexicon = rate(lambda: _lexicon(posts, "zh"), n)
     rows += [
         (
             f"language + sentiment (`polarities`), {what}",
@@ -505,8 +489,8 @@ def speed(progress: Callable[[str], None] = print) -> list[tuple[str, str, str, 
         ),
     ]
     tweets = airline()[0]
-    vader = _rate(lambda: sentiment.polarities(tweets, ["en"] * len(tweets)), len(tweets), 1)
-    en_lex = _rate(lambda: _lexicon(tweets, "en"), len(tweets), 1)
+    vader = rate(lambda: sentiment.polarities(tweets, ["en"] * len(tweets)), len(tweets), 1)
+    en_lex = rate(lambda: _lexicon(tweets, "en"), len(tweets), 1)
     rows.append(
         (
             f"VADER, {len(tweets):,} airline tweets",
@@ -516,9 +500,9 @@ def speed(progress: Callable[[str], None] = print) -> list[tuple[str, str, str, 
         )
     )
 
-    hashes = _rate(lambda: [content_hash(t) for t in posts], n)
-    batch = _rate(lambda: simhashes(posts), n)
-    one = _rate(lambda: [simhash(t) for t in posts[:5000]], 5000)
+    hashes = rate(lambda: [content_hash(t) for t in posts], n)
+    batch = rate(lambda: simhashes(posts), n)
+    one = rate(lambda: [simhash(t) for t in posts[:5000]], 5000)
     prints = [int(x) for x in simhashes(posts)]
 
     def index_all():
@@ -527,7 +511,7 @@ def speed(progress: Callable[[str], None] = print) -> list[tuple[str, str, str, 
             index.find(fp)
             index.add(str(i), fp)
 
-    indexed = _rate(index_all, n)
+    indexed = rate(index_all, n)
     rows += [
         (
             f"SimHash, batch (`simhashes`), {what}",
@@ -554,7 +538,7 @@ def speed(progress: Callable[[str], None] = print) -> list[tuple[str, str, str, 
         sentiment.polarities(posts, langs)
         simhashes(posts)
 
-    together = _rate(pipeline, n)
+    together = rate(pipeline, n)
     rows.append(
         (
             f"language + sentiment + SimHash together, {what}",
@@ -570,8 +554,8 @@ def speed(progress: Callable[[str], None] = print) -> list[tuple[str, str, str, 
         (f"{len(texts):,} demo posts ({np.mean([len(t) for t in texts]):.0f} chars)", texts),
         (what, posts),
     ):
-        tagged = _rate(lambda sample=sample: [gazetteer.best(t) for t in sample], len(sample))
-        floor = _rate(lambda sample=sample: [normalize_quick(t) for t in sample], len(sample))
+        tagged = rate(lambda sample=sample: [gazetteer.best(t) for t in sample], len(sample))
+        floor = rate(lambda sample=sample: [normalize_quick(t) for t in sample], len(sample))
         rows.append(
             (
                 f"Gazetteer.best ({len(gazetteer):,} names), {label}",
