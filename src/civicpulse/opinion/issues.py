@@ -22,7 +22,7 @@ from civicpulse.core import analytics
 from civicpulse.core.models import Area
 from civicpulse.opinion import posts, warnings, watch
 from civicpulse.opinion.models import Issue, Warning
-from civicpulse.signals import topics
+from civicpulse.signals import burst, topics
 from civicpulse.signals.warning import Indicators
 from civicpulse.text.sentiment import NEGATIVE
 from civicpulse.text.tokenize import tokens
@@ -62,7 +62,7 @@ def refresh(now: datetime | None = None, window: timedelta = WINDOW) -> dict:
     post_row = {key: i for i, key in enumerate(frame["post_key"])}
     original_keys = list(originals["post_key"])
     assignments: list[tuple[str, int]] = []
-    seen: set[int] = set()
+    saved: list[tuple[Issue, pd.DataFrame, list[dict]]] = []
     for index, cluster in enumerate(clusters):
         members = [m for m in cluster.members if m < n_posts]
         keys = [original_keys[m] for m in members]
@@ -72,10 +72,20 @@ def refresh(now: datetime | None = None, window: timedelta = WINDOW) -> dict:
         issue = _save_issue(matched.get(index), cluster, rows, in_cases, now, window)
         if issue is None:
             continue
-        seen.add(issue.pk)
+        saved.append((issue, rows, in_cases))
         assignments.extend((k, issue.pk) for k in keys)
-        _assess(issue, rows, in_cases, now, window)
+    # membership first: an issue's daily series (its burst score) includes this window
     _append_membership(assignments, frame, now)
+    table = issue_table(now)
+    elapsed = watch.day_elapsed(now)
+    for issue, rows, in_cases in saved:
+        found = None
+        if issue.pk in table.columns:
+            found = burst.assess_latest(table[issue.pk], key=f"issue:{issue.pk}", elapsed=elapsed)
+        issue.burst_score = found.score if found else 0.0
+        Issue.objects.filter(pk=issue.pk).update(burst_score=issue.burst_score)
+        _assess(issue, rows, in_cases, now, window)
+    seen = {issue.pk for issue, _, _ in saved}
     calmed = _calm_down(seen, now)
     return {"clusters": len(clusters), "issues": len(seen), "calmed": calmed}
 
@@ -131,7 +141,9 @@ def _aware(value) -> datetime:
 def _assess(issue: Issue, rows: pd.DataFrame, in_cases: list[dict], now, window) -> None:
     current = rows[rows["created_at"] >= pd.Timestamp(now - window)]
     open_cases = sum(1 for c in in_cases if c["open"])
-    ind = watch.indicators_of(current, issue.previous_posts, now, open_cases=open_cases)
+    ind = watch.indicators_of(
+        current, issue.previous_posts, now, open_cases=open_cases, burst_score=issue.burst_score
+    )
     ind.volume += issue.cases
     warnings.apply(
         f"issue:{issue.pk}",
@@ -176,6 +188,25 @@ def _append_membership(assignments: list[tuple[str, int]], frame: pd.DataFrame, 
         MEMBERSHIP, table, partition_by=["day"],
         description="Which hot issue each post belongs to (latest assignment wins)",
     )
+
+
+def issue_table(now: datetime) -> pd.DataFrame:
+    """Daily posts of every issue over the last ``watch.HISTORY_DAYS`` (each post counted for
+    the issue it was last assigned to): a row per local day, a column per issue id."""
+    days = watch.days_between(now - timedelta(days=watch.HISTORY_DAYS), now)
+    membership = posts.day_files(days, table=MEMBERSHIP)
+    if not membership:
+        return watch.daily_table([], days)
+    rows = posts.query(
+        days,
+        "WITH latest AS ("
+        "  SELECT post_key, arg_max(issue_id, assigned_at) AS issue_id"
+        "  FROM read_parquet(?, hive_partitioning = false) GROUP BY post_key"
+        ") SELECT p.day, l.issue_id, count(*) FROM posts p JOIN latest l USING (post_key) "
+        "WHERE p.created_at < ? GROUP BY ALL",
+        [membership, now],
+    )
+    return watch.daily_table(rows, days)
 
 
 def issue_figures(posts_table: ibis.Table, membership: ibis.Table, since, until) -> ibis.Table:

@@ -207,6 +207,8 @@ class Issue(models.Model):
     areas = models.JSONField(default=list)  # district codes it touches
     area = models.ForeignKey(Area, null=True, blank=True, on_delete=models.SET_NULL)
     heat = models.FloatField(default=0.0, db_index=True)
+    # z score of today's posts against the issue's own recent days (0: no burst)
+    burst_score = models.FloatField(_("burst score"), default=0.0)
     samples = models.JSONField(default=list)  # a few post keys, for the evidence
     updated_at = models.DateTimeField(auto_now=True)
 

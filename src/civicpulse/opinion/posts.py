@@ -12,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import date, timedelta
 from itertools import islice
 
 import duckdb
+import pandas as pd
 import pyarrow as pa
 from django.conf import settings
 from django.db import transaction
@@ -239,7 +241,8 @@ class _NearCopies:
         missing = sorted(wanted - self.index.keys())
         for day in missing:
             self.index[day] = NearDuplicateIndex()
-        for key, fp, day in _read(missing, "post_key, simhash, day", "duplicate_of = ''"):
+        found = query(missing, "SELECT post_key, simhash, day FROM posts WHERE duplicate_of = ''")
+        for key, fp, day in found:
             self.index[day].add(key, fp)
 
     def find(self, fp: int, day: str) -> str | None:
@@ -263,14 +266,18 @@ def _stored_keys(posts: list[RawPost]) -> set[str]:
     for start in range(0, len(keys), 5000):
         part = keys[start : start + 5000]
         found.update(
-            k for (k,) in _read(days, "post_key", "post_key IN (SELECT unnest(?))", [part])
+            k
+            for (k,) in query(
+                days, "SELECT post_key FROM posts WHERE post_key IN (SELECT unnest(?))", [part]
+            )
         )
     return found
 
 
-def day_files(days: Iterable[str]) -> list[str]:
-    """The Parquet files of the given days in the current version of the posts table."""
-    root = parquet.current_path(settings.CONFIG.lake_dir, TABLE)
+def day_files(days: Iterable[str], table: str = TABLE) -> list[str]:
+    """The Parquet files of the given days in the current version of the posts table (or of
+    another table partitioned by ``day``, such as the hot issues' membership)."""
+    root = parquet.current_path(settings.CONFIG.lake_dir, table)
     if root is None:
         return []
     files = []
@@ -281,18 +288,39 @@ def day_files(days: Iterable[str]) -> list[str]:
     return files
 
 
-def _read(days: Iterable[str], columns: str, where: str = "", params=None) -> Iterator[tuple]:
+def query(days: Iterable[str], sql: str, params: Sequence | Mapping | None = None) -> list[tuple]:
+    """Run ``sql`` over the posts of the given local days, which it reads as the table ``posts``.
+
+    Reading only the days' partitions is what keeps the watch cheap however long the history
+    grows. With no posts on those days ``posts`` is an empty table of the same columns, so
+    callers need no special case; ``day`` is always text (DuckDB would guess a date)."""
+    with _posts_view(days) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def query_frame(
+    days: Iterable[str], sql: str, params: Sequence | Mapping | None = None
+) -> pd.DataFrame:
+    """:func:`query` as a DataFrame (with its columns even when empty)."""
+    with _posts_view(days) as con:
+        return con.execute(sql, params or []).df()
+
+
+@contextmanager
+def _posts_view(days: Iterable[str]) -> Iterator[duckdb.DuckDBPyConnection]:
     files = day_files(days)
-    if not files:
-        return iter(())
-    sql = (
-        f"SELECT {columns} FROM read_parquet(?, hive_partitioning = true, "
-        "hive_types = {'day': VARCHAR})"
-    )
-    if where:
-        sql += f" WHERE {where}"
     con = duckdb.connect()
     try:
-        return iter(con.execute(sql, [files, *(params or [])]).fetchall())
+        if files:
+            # The file names are the lake's own (not user input); quoted as SQL strings because
+            # a view cannot take bound parameters.
+            listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+            con.execute(
+                f"CREATE TEMP VIEW posts AS SELECT * FROM read_parquet([{listing}], "
+                "hive_partitioning = true, hive_types = {'day': VARCHAR})"
+            )
+        else:
+            con.register("posts", SCHEMA.empty_table())
+        yield con
     finally:
         con.close()

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
-import duckdb
 import pandas as pd
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from civicpulse.cases import services as cases
 from civicpulse.opinion import posts, warnings
@@ -25,7 +25,10 @@ from civicpulse.text import rules as rule_language
 from civicpulse.text.sentiment import NEGATIVE
 
 WINDOW = timedelta(hours=24)
-HISTORY_DAYS = 60  # daily series behind a rule's burst score
+HISTORY_DAYS = 60  # daily series behind a rule's, an area's or an issue's burst score
+PROFILE_DAYS = 14  # whole days behind the time-of-day profile of posts
+PROFILE_MIN_POSTS = 200
+MIN_ELAPSED = 0.05  # just after midnight a day's expectation is not scaled to nothing
 SERVICE_HISTORY_DAYS = 800  # two winters and a bit: the seasonal baseline needs last year
 EVIDENCE = 10
 
@@ -42,20 +45,32 @@ def days_between(start: datetime, end: datetime) -> list[str]:
 
 def frame(since: datetime, until: datetime, where: str = "", params=()) -> pd.DataFrame:
     """Posts created in [since, until) as a DataFrame (empty with the columns when none)."""
-    files = posts.day_files(days_between(since, until))
-    if not files:
-        return pd.DataFrame(columns=[c.strip() for c in FRAME_COLUMNS.split(",")])
-    sql = (
-        f"SELECT {FRAME_COLUMNS} FROM read_parquet(?, hive_partitioning = true) "
-        "WHERE created_at >= ? AND created_at < ?"
-    )
+    sql = f"SELECT {FRAME_COLUMNS} FROM posts WHERE created_at >= ? AND created_at < ?"
     if where:
         sql += f" AND ({where})"
-    con = duckdb.connect()
-    try:
-        return con.execute(sql, [files, since, until, *params]).df()
-    finally:
-        con.close()
+    return posts.query_frame(days_between(since, until), sql, [since, until, *params])
+
+
+def day_elapsed(now: datetime) -> float:
+    """The share of a usual day's posts that has come in by ``now``'s time of day.
+
+    A burst check on the running day compares a part of a day with whole days; scaling the
+    expectation by the clock would be wrong, because posts come mostly by day (a third of the
+    clock at 8:00 is far less than a third of the posts). The share is read off the last
+    ``PROFILE_DAYS`` whole days; with too few posts to tell, the clock's share is used."""
+    local = timezone.localtime(now)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    since = midnight - timedelta(days=PROFILE_DAYS)
+    offset = local.utcoffset().total_seconds() if local.utcoffset() else 0.0
+    clock = (local - midnight).total_seconds()
+    ((before, total),) = posts.query(
+        days_between(since, midnight - timedelta(seconds=1)),
+        "SELECT count_if((epoch(created_at) + ?) % 86400 < ?), count(*) FROM posts "
+        "WHERE created_at >= ? AND created_at < ?",
+        [offset, clock, since, midnight],
+    )
+    share = before / total if total >= PROFILE_MIN_POSTS else clock / 86400
+    return min(1.0, max(MIN_ELAPSED, share))
 
 
 def indicators_of(
@@ -111,6 +126,8 @@ def watch_rules(now: datetime | None = None) -> dict:
     current = frame(now - WINDOW, now, "rules <> ''")
     before = frame(now - 2 * WINDOW, now - WINDOW, "rules <> ''")
     open_texts = cases.recent_cases(now - timedelta(days=14), now, open_only=True)
+    table = rule_table(now)
+    elapsed = day_elapsed(now)
     raised = 0
     for rule in Rule.objects.filter(is_active=True).select_related("concern"):
         tag = f"|{rule.pk}|"
@@ -120,8 +137,9 @@ def watch_rules(now: datetime | None = None) -> dict:
             continue
         parsed = rule_language.parse(rule.query)
         linked = sum(1 for c in open_texts if parsed.matches({"text": c["text"]}))
-        series = rule_series(rule.pk, now)
-        found = burst.assess_latest(series, key=f"rule:{rule.pk}") if len(series) else None
+        found = None
+        if rule.pk in table.columns:
+            found = burst.assess_latest(table[rule.pk], key=f"rule:{rule.pk}", elapsed=elapsed)
         ind = indicators_of(
             mine, previous, now, open_cases=linked, burst_score=found.score if found else 0.0
         )
@@ -148,22 +166,106 @@ def _has_active(rule: Rule) -> bool:
 
 def rule_series(rule_id: int, now: datetime) -> pd.Series:
     """Daily count of a rule's posts over the last ``HISTORY_DAYS`` (missing days are 0)."""
+    table = rule_table(now)
+    if rule_id in table.columns:
+        return table[rule_id]
+    return pd.Series(0, index=table.index, dtype="int64")
+
+
+def rule_table(now: datetime) -> pd.DataFrame:
+    """Daily posts of every rule over the last ``HISTORY_DAYS``: a row per local day (missing
+    days 0), a column per rule id, from one scan of those days (each post carries the ids of
+    the rules it matched)."""
     start = now - timedelta(days=HISTORY_DAYS)
-    files = posts.day_files(days_between(start, now))
-    index = pd.date_range(timezone.localtime(start).date(), timezone.localtime(now).date())
-    if not files:
-        return pd.Series(0, index=index)
-    con = duckdb.connect()
-    try:
-        rows = con.execute(
-            "SELECT day, count(*) FROM read_parquet(?, hive_partitioning = true) "
-            "WHERE contains(rules, ?) GROUP BY day",
-            [files, f"|{rule_id}|"],
-        ).fetchall()
-    finally:
-        con.close()
-    counts = pd.Series({pd.Timestamp(d): n for d, n in rows}, dtype="int64")
-    return counts.reindex(index, fill_value=0)
+    days = days_between(start, now)
+    rows = posts.query(
+        days,
+        "SELECT day, CAST(rule AS BIGINT), count(*) FROM ("
+        "  SELECT day, unnest(string_split(rules, '|')) AS rule FROM posts"
+        "  WHERE rules <> '' AND created_at < ?"  # a replay must not see the day's later posts
+        ") WHERE rule <> '' GROUP BY ALL",
+        [now],
+    )
+    return daily_table(rows, days)
+
+
+def daily_table(rows: Iterable[tuple], days: list[str]) -> pd.DataFrame:
+    """(day, member, count) rows as a table: a row per day of ``days``, a column per member."""
+    index = pd.to_datetime(days)
+    frame = pd.DataFrame(rows, columns=["day", "member", "n"])
+    if frame.empty:
+        return pd.DataFrame(index=index, dtype="int64")
+    table = frame.pivot_table(index="day", columns="member", values="n", aggfunc="sum")
+    table.index = pd.to_datetime(table.index)
+    return table.reindex(index, fill_value=0).fillna(0).astype("int64")
+
+
+def area_table(now: datetime) -> pd.DataFrame:
+    """Daily posts per district over the last ``HISTORY_DAYS``, a column per district code."""
+    start = now - timedelta(days=HISTORY_DAYS)
+    days = days_between(start, now)
+    rows = posts.query(
+        days,
+        "SELECT day, district_code, count(*) FROM posts "
+        "WHERE district_code <> '' AND created_at < ? GROUP BY ALL",
+        [now],
+    )
+    return daily_table(rows, days)
+
+
+def watch_areas(now: datetime | None = None) -> dict:
+    """Posts per district against the other districts and their own recent level: a district
+    that suddenly talks far more than usual is an event even when no rule names its topic.
+
+    A district whose posts are already the subject of an active rule or issue warning is not
+    warned of twice (one event, one warning); its own warning, once open, is still assessed so
+    that it steps down."""
+    now = now or timezone.now()
+    table = area_table(now)
+    if table.empty or not len(table.columns):
+        return {"areas": 0}
+    verdicts = burst.assess_group(table, key="area", elapsed=day_elapsed(now))
+    covered = _covered_districts()
+    current = frame(now - WINDOW, now, "district_code <> ''")
+    before = frame(now - 2 * WINDOW, now - WINDOW, "district_code <> ''")
+    names = _area_names(table.columns)
+    raised = 0
+    for district in table.columns:
+        key = f"area:{district}"
+        found = verdicts.get(district)
+        active = _active(key)
+        if not active and (found is None or district in covered):
+            continue
+        mine = current[current["district_code"] == district]
+        previous = int((before["district_code"] == district).sum())
+        ind = indicators_of(mine, previous, now, burst_score=found.score if found else 0.0)
+        warning = warnings.apply(
+            key,
+            title=f"{names.get(district, district)} · " + _("posts far above usual"),
+            category="area",
+            area_code=district,
+            indicators=ind,
+            evidence=evidence_of(mine),
+            now=now,
+        )
+        raised += warning is not None
+    return {"areas": raised}
+
+
+def _covered_districts() -> set[str]:
+    from civicpulse.opinion.models import Warning
+
+    return set(
+        Warning.objects.filter(status=Warning.Status.ACTIVE, area__isnull=False)
+        .exclude(event_key__startswith="area:")
+        .values_list("area__code", flat=True)
+    )
+
+
+def _area_names(codes: Iterable[str]) -> dict[str, str]:
+    from civicpulse.core.models import Area
+
+    return {area.code: area.name for area in Area.objects.filter(code__in=list(codes))}
 
 
 def watch_services(
@@ -182,8 +284,9 @@ def watch_services(
         if table.empty:
             continue
         verdicts = burst.assess_group(table, key=f"service:{code}")
+        places = _area_names(table.columns)
         for district in table.columns:
-            found = verdicts.get(f"service:{code}:{district}")
+            found = verdicts.get(district)  # keyed by member; the Burst's key is the full one
             key = f"service:{code}:{district}"
             if found is None and not _active(key):
                 continue
@@ -195,7 +298,8 @@ def watch_services(
                 burst_score=float(found.score) if found else 0.0,
             )
             warning = warnings.apply(
-                key, title=f"{names.get(code, code)} · {district}", category="service",
+                key, title=f"{names.get(code, code)} · {places.get(district, district)}",
+                category="service",
                 area_code=district, indicators=ind, now=now,
             )
             raised += warning is not None

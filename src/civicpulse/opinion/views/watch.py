@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-import duckdb
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -31,6 +30,7 @@ from django.views.decorators.http import require_GET
 from civicpulse.core import audit, scoping
 from civicpulse.core.models import Area, Role
 from civicpulse.opinion import posts
+from civicpulse.opinion import watch as watching
 from civicpulse.opinion.models import (
     LEVEL_COLOURS,
     Issue,
@@ -150,14 +150,6 @@ def _post_filters(source: str, area_codes: Sequence[str] | None) -> tuple[str, d
     return "".join(f" AND ({c})" for c in clauses), params
 
 
-def _run(sql: str, params: dict) -> list[tuple]:
-    con = duckdb.connect()
-    try:
-        return con.execute(sql, params).fetchall()
-    finally:
-        con.close()
-
-
 @dataclass(frozen=True)
 class Trend:
     """Daily figures of posts, oldest day first."""
@@ -196,17 +188,14 @@ def trend(
         raise ValueError(f"days must be at least 1, not {days}")
     end = end or timezone.localdate()
     wanted = [(end - timedelta(days=k)).isoformat() for k in range(days - 1, -1, -1)]
-    found: dict[str, tuple[int, int, int]] = {}
-    files = posts.day_files(wanted)
-    if files:
-        where, params = _post_filters(source, area_codes)
-        rows = _run(
-            "SELECT CAST(day AS VARCHAR) AS d, count(*), count_if(duplicate_of = ''), "
-            "count_if(sentiment < $negative) "
-            f"FROM read_parquet($files, hive_partitioning = true) WHERE true{where} GROUP BY d",
-            {"files": files, "negative": _negative_threshold(), **params},
-        )
-        found = {d: (int(p), int(v), int(n)) for d, p, v, n in rows}
+    where, params = _post_filters(source, area_codes)
+    rows = posts.query(
+        wanted,
+        "SELECT day, count(*), count_if(duplicate_of = ''), count_if(sentiment < $negative) "
+        f"FROM posts WHERE true{where} GROUP BY day",
+        {"negative": _negative_threshold(), **params},
+    )
+    found = {d: (int(p), int(v), int(n)) for d, p, v, n in rows}
     zero = (0, 0, 0)
     return Trend(
         days=wanted,
@@ -220,20 +209,12 @@ def recent_posts(
     since: datetime, until: datetime, *, area_codes: Sequence[str] | None = None
 ) -> tuple[int, int]:
     """(posts, negative posts) created in [since, until)."""
-    first, last = timezone.localtime(since).date(), timezone.localtime(until).date()
-    days = [(first + timedelta(days=k)).isoformat() for k in range((last - first).days + 1)]
-    files = posts.day_files(days)
-    if not files:
-        return 0, 0
     where, params = _post_filters("", area_codes)
-    ((total, negative),) = _run(
-        "SELECT count(*), count_if(sentiment < $negative) "
-        "FROM read_parquet($files, hive_partitioning = true) "
+    ((total, negative),) = posts.query(
+        watching.days_between(since, until),
+        "SELECT count(*), count_if(sentiment < $negative) FROM posts "
         f"WHERE created_at >= $since AND created_at < $until{where}",
-        {
-            "files": files, "negative": _negative_threshold(), "since": since, "until": until,
-            **params,
-        },
+        {"negative": _negative_threshold(), "since": since, "until": until, **params},
     )
     return int(total), int(negative)
 
