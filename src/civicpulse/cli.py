@@ -254,6 +254,63 @@ def cmd_sources(args: argparse.Namespace) -> None:
         raise CommandError(str(exc)) from None
 
 
+def cmd_search(args: argparse.Namespace) -> None:
+    _setup()
+    _migrate()
+    import json
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from civicpulse.core import audit
+    from civicpulse.opinion import search
+    from civicpulse.opinion.models import Rule
+    from civicpulse.text.rules import RuleSyntaxError
+
+    if (args.query is None) == (args.rule is None):
+        raise CommandError("give a query or --rule ID (one of them)")
+    query = args.query
+    if args.rule is not None:
+        query = Rule.objects.filter(pk=args.rule).first()
+        if query is None:
+            raise CommandError(f"no saved rule has the id {args.rule}")
+    until = args.until or timezone.localdate()
+    since = args.since or until - timedelta(days=29)
+    try:
+        result = search.search(query, since=since, until=until, limit=args.limit)
+    except (RuleSyntaxError, search.SearchError) as exc:
+        raise CommandError(str(exc)) from None
+    audit.record(
+        "cli",
+        "opinion.search",
+        object_type="opinion.rule",
+        object_id=str(args.rule or ""),
+        detail={
+            "query": result.query,
+            "since": str(since),
+            "until": str(until),
+            "matched": result.matched,
+        },
+    )
+    summary = (
+        f"{result.matched:,} posts match from {since} to {until} ({result.copies:,} copies; "
+        f"{result.candidates:,} candidates checked); showing {len(result.hits)}, newest first"
+    )
+    if args.format == "jsonl":
+        print(summary, file=sys.stderr)
+        for hit in result.hits:
+            row = {**vars(hit), "created_at": hit.created_at.isoformat()}
+            print(json.dumps(row, ensure_ascii=False))
+        return
+    print(summary)
+    for hit in result.hits:
+        text = " ".join(hit.text.split())
+        text = text if len(text) <= 100 else text[:99] + "…"
+        mark = " [copy]" if hit.is_copy else ""
+        at = timezone.localtime(hit.created_at).strftime("%Y-%m-%d %H:%M")
+        print(f"{at}  {hit.source:12} {hit.district_code or '-':8}{mark} {text}")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     _setup()
     from civicpulse.demo import loader
@@ -390,6 +447,18 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("name")
     actions.add_parser("list", help="every source, its kind and state")
     s.set_defaults(func=cmd_sources)
+
+    s = sub.add_parser(
+        "search", help="search posts over history with a rule typed now or a saved one"
+    )
+    s.add_argument("what", choices=["posts"])
+    s.add_argument("query", nargs="?", help='a rule, e.g. "(停水 OR 断水) AND 小区 NOT 演习"')
+    s.add_argument("--rule", type=int, metavar="ID", help="a saved rule instead of a query")
+    s.add_argument("--since", type=date.fromisoformat, help="first day (default: 30 days ago)")
+    s.add_argument("--until", type=date.fromisoformat, help="last day (default: today)")
+    s.add_argument("--limit", type=int, default=50, help="posts shown, newest first")
+    s.add_argument("--format", choices=["text", "jsonl"], default="text")
+    s.set_defaults(func=cmd_search)
 
     s = sub.add_parser("audit", help="audit chain: verify")
     s.add_argument("action", choices=["verify"])

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from civicpulse.core import accounts, audit
 from civicpulse.core.models import AuditEntry, Department, Role
@@ -30,6 +30,14 @@ from civicpulse.opinion.plans import PlanError
 from tests.support import free_port
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def english():
+    """The workflow's refusals are checked by their English text; zh-Hans users read the same
+    messages translated (the pages' tests see those)."""
+    with translation.override("en"):
+        yield
 FAST_HASHER = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 PASSWORD = "pw-plans-123"
 

@@ -7,7 +7,7 @@ import feedparser
 import pytest
 from django.contrib.auth import get_user_model
 from django.forms.models import model_to_dict
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from civicpulse.core import accounts, audit
 from civicpulse.core.models import Area, AuditEntry, Role
@@ -16,6 +16,14 @@ from civicpulse.opinion.models import Release, Warning
 from civicpulse.opinion.releases import ReleaseError
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def english():
+    """The workflow's refusals are checked by their English text; zh-Hans users read the same
+    messages translated (the pages' tests see those)."""
+    with translation.override("en"):
+        yield
 FAST_HASHER = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 PASSWORD = "pw-releases-123"
 # distinctive names, so that a page leaking one is caught

@@ -8,11 +8,12 @@ from civicpulse.core.queue import Run, job
 
 @job("opinion.watch", every=60, lease=120)
 def watch(run: Run) -> dict:
-    """Assess every saved rule over the last window: the cycle within which a post that
-    crosses a threshold raises its warning. The push API also queues it after each batch."""
+    """Assess every saved rule, and every district's posts, as events over the last window: the
+    cycle within which a post that crosses a threshold raises its warning. The push API also
+    queues it after each batch."""
     from civicpulse.opinion import watch as watching
 
-    return watching.watch_rules()
+    return {**watching.watch_rules(), **watching.watch_areas()}
 
 
 @job("opinion.watch_services", every=3600, lease=600)
@@ -48,3 +49,12 @@ def plans(run: Run) -> dict:
 
     escalated = response.escalate_overdue()
     return {"escalated": escalated, **response.deliver_pending()}
+
+
+@job("opinion.plans_sweep", every=300, lease=300)
+def plans_sweep(run: Run) -> dict:
+    """Start the plans that active warnings call for but lack: a template added or switched on
+    after a warning reached its level still reaches it, at its level, within five minutes."""
+    from civicpulse.opinion import plans as response
+
+    return {"started": response.start_for_active_warnings()}

@@ -288,6 +288,24 @@ def day_files(days: Iterable[str], table: str = TABLE) -> list[str]:
     return files
 
 
+def filters(source: str, area_codes: Sequence[str] | None) -> tuple[str, dict]:
+    """SQL conditions (each ANDed, as `` AND (...)``) and their named parameters for a source
+    and a set of areas (None: every area; empty: none). A post's ``areas`` column holds its area
+    and every ancestor as ``|code|name|...|``, so a district's code finds its streets' posts."""
+    clauses, params = [], {}
+    if source:
+        clauses.append("source = $source")
+        params["source"] = source
+    if area_codes is not None:
+        if not area_codes:
+            clauses.append("false")
+        else:
+            names = [f"area{k}" for k in range(len(area_codes))]
+            clauses.append(" OR ".join(f"contains(areas, ${n})" for n in names))
+            params.update({n: f"|{code}|" for n, code in zip(names, area_codes, strict=True)})
+    return "".join(f" AND ({c})" for c in clauses), params
+
+
 def query(days: Iterable[str], sql: str, params: Sequence | Mapping | None = None) -> list[tuple]:
     """Run ``sql`` over the posts of the given local days, which it reads as the table ``posts``.
 

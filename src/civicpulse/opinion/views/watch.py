@@ -133,23 +133,6 @@ def _negative_threshold() -> float:
     return float(NEGATIVE)
 
 
-def _post_filters(source: str, area_codes: Sequence[str] | None) -> tuple[str, dict]:
-    """SQL conditions (each ANDed) and their named parameters for a source and a set of areas.
-    A post's ``areas`` column holds its area and every ancestor as ``|code|name|...|``."""
-    clauses, params = [], {}
-    if source:
-        clauses.append("source = $source")
-        params["source"] = source
-    if area_codes is not None:
-        if not area_codes:
-            clauses.append("false")
-        else:
-            names = [f"area{k}" for k in range(len(area_codes))]
-            clauses.append(" OR ".join(f"contains(areas, ${n})" for n in names))
-            params.update({n: f"|{code}|" for n, code in zip(names, area_codes, strict=True)})
-    return "".join(f" AND ({c})" for c in clauses), params
-
-
 @dataclass(frozen=True)
 class Trend:
     """Daily figures of posts, oldest day first."""
@@ -188,7 +171,7 @@ def trend(
         raise ValueError(f"days must be at least 1, not {days}")
     end = end or timezone.localdate()
     wanted = [(end - timedelta(days=k)).isoformat() for k in range(days - 1, -1, -1)]
-    where, params = _post_filters(source, area_codes)
+    where, params = posts.filters(source, area_codes)
     rows = posts.query(
         wanted,
         "SELECT day, count(*), count_if(duplicate_of = ''), count_if(sentiment < $negative) "
@@ -209,7 +192,7 @@ def recent_posts(
     since: datetime, until: datetime, *, area_codes: Sequence[str] | None = None
 ) -> tuple[int, int]:
     """(posts, negative posts) created in [since, until)."""
-    where, params = _post_filters("", area_codes)
+    where, params = posts.filters("", area_codes)
     ((total, negative),) = posts.query(
         watching.days_between(since, until),
         "SELECT count(*), count_if(sentiment < $negative) FROM posts "
