@@ -311,6 +311,55 @@ def cmd_search(args: argparse.Namespace) -> None:
         print(f"{at}  {hit.source:12} {hit.district_code or '-':8}{mark} {text}")
 
 
+def cmd_catalog(args: argparse.Namespace) -> None:
+    _setup()
+    _migrate()
+    from civicpulse.catalog import services
+
+    try:
+        if args.action == "register":
+            dataset = services.register_dataset(
+                args.slug,
+                title=args.title,
+                title_en=args.title_en or "",
+                description=args.description or "",
+                owner=args.department,
+                frequency=args.frequency,
+                tags=args.tags or "",
+                user="cli",
+            )
+            print(f"dataset {dataset.slug} registered for {dataset.owner.code}")
+        elif args.action == "load":
+            version = services.load_version(
+                args.slug,
+                args.source,
+                kind=args.kind,
+                encoding=args.encoding,
+                sheet=args.sheet,
+                table=args.table,
+                query=args.query,
+                user="cli",
+                progress=sys.stderr.isatty(),
+            )
+            print(
+                f"{args.slug} version {version.number}: {version.row_count} rows, "
+                f"{len(version.schema)} columns, checksum {version.checksum[:16]}"
+            )
+        elif args.action == "versions":
+            for v in services.versions_of(args.slug):
+                print(
+                    f"v{v.number:<4} {v.status:10} {v.row_count:>10} rows  "
+                    f"{v.created_at:%Y-%m-%d %H:%M}  {v.checksum[:12]}  {v.source_name}"
+                )
+        else:
+            key = [k.strip() for k in (args.key or "").split(",") if k.strip()]
+            print(services.compare_versions(args.slug, args.old, args.new, key=key).summary())
+    except services.Unchanged as exc:
+        print(str(exc))
+    except (services.CatalogError, services.LoadFailed) as exc:
+        raise CommandError(str(exc)) from None
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     _setup()
     from civicpulse.demo import loader
@@ -467,6 +516,37 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("lake", help="list the lake's tables")
     s.add_argument("action", choices=["list"], nargs="?", default="list")
     s.set_defaults(func=cmd_lake)
+
+    s = sub.add_parser("catalog", help="department datasets: register, load versions, compare")
+    actions = s.add_subparsers(dest="action", metavar="ACTION", required=True)
+    a = actions.add_parser("register", help="add a dataset to the catalog")
+    a.add_argument("slug")
+    a.add_argument("--title", required=True)
+    a.add_argument("--title-en")
+    a.add_argument("--description")
+    a.add_argument("--department", required=True, help="the owner department's code")
+    a.add_argument(
+        "--frequency",
+        choices=["daily", "weekly", "monthly", "quarterly", "yearly", "irregular"],
+        default="irregular",
+    )
+    a.add_argument("--tags", help="comma-separated")
+    a = actions.add_parser("load", help="load a file or a database table as a new version")
+    a.add_argument("slug")
+    a.add_argument("source", help="a CSV/xlsx/JSON/Parquet file, or a SQLAlchemy database URL")
+    a.add_argument("--kind", choices=["csv", "xlsx", "json", "parquet", "sql"])
+    a.add_argument("--encoding", default="auto", help="auto (UTF-8 / GB18030) or a codec name")
+    a.add_argument("--sheet", help="Excel: the sheet's name or number (default: the first)")
+    a.add_argument("--table", help="SQL: the table to read ([schema.]table)")
+    a.add_argument("--query", help="SQL: a query whose rows to read")
+    a = actions.add_parser("versions", help="list a dataset's versions")
+    a.add_argument("slug")
+    a = actions.add_parser("compare", help="rows and columns changed between two versions")
+    a.add_argument("slug")
+    a.add_argument("old", type=int)
+    a.add_argument("new", type=int)
+    a.add_argument("--key", help="comma-separated key columns (else whole rows are matched)")
+    s.set_defaults(func=cmd_catalog)
 
     s = sub.add_parser("check", help="check the configuration and the store")
     s.add_argument("--engine", action="store_true", help="also start the analytics engine")

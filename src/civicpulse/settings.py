@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "ninja",  # its API docs page uses the package's own static files, not a CDN
     "civicpulse.core",
+    "civicpulse.catalog",
     "civicpulse.identity",
     "civicpulse.enterprise",
     "civicpulse.cases",

@@ -81,7 +81,6 @@ import sys
 import tomllib
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -95,7 +94,7 @@ from tqdm import tqdm
 
 from civicpulse.cases import sla, workflow
 from civicpulse.cases.models import Case, ImportBatch, QuarantinedRow, Service
-from civicpulse.core import audit
+from civicpulse.core import audit, files
 from civicpulse.core.models import Area, Department
 
 MAPPINGS_DIR = Path(__file__).with_name("mappings")
@@ -531,58 +530,26 @@ class _Input:
         self.path, self.delimiter = path, delimiter
         try:
             self.size = path.stat().st_size
-            with self._binary() as stream:
-                head = stream.read(SNIFF_BYTES)
+            head = files.read_head(path, SNIFF_BYTES)
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise ImportFailed(f"{path}: the file is damaged ({_why(exc)})") from None
         except OSError as exc:
             raise ImportFailed(f"{path}: cannot be read ({_why(exc)})") from None
-        if not head.strip():
-            raise ImportFailed(f"{path}: is empty")
-        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            raise ImportFailed(f"{path}: is UTF-16 text; save it as UTF-8 (or name the encoding)")
-        if b"\x00" in head:
-            raise ImportFailed(f"{path}: is not CSV text (it holds NUL bytes: a binary file?)")
-        self.encoding = self._choose_encoding(head, encodings)
+        problem = files.text_problem(head, what="CSV text")
+        if problem:
+            raise ImportFailed(f"{path}: {problem}")
+        try:
+            self.encoding = files.choose_encoding(head, encodings)
+        except files.EncodingMismatch as exc:
+            raise ImportFailed(
+                f"{path}: {exc}; name the file's encoding in a mapping (encoding = ...)"
+            ) from None
         self._raw = self._stream = self.text = None
-
-    @contextmanager
-    def _binary(self) -> Iterator:
-        """The file's bytes, decompressed when it is gzip (known by its magic number)."""
-        with open(self.path, "rb") as raw:
-            if raw.read(2) == b"\x1f\x8b":
-                raw.seek(0)
-                with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
-                    yield stream
-            else:
-                raw.seek(0)
-                yield raw
-
-    def _choose_encoding(self, head: bytes, encodings: tuple[str, ...]) -> str:
-        if head.startswith(codecs.BOM_UTF8):
-            return "utf-8-sig"
-        first_error = None
-        for enc in encodings:
-            try:
-                codecs.getincrementaldecoder(enc)().decode(head, final=False)
-                return enc
-            except UnicodeDecodeError as exc:
-                first_error = first_error or exc
-        line = head[: first_error.start].count(b"\n") + 1
-        byte = head[first_error.start]
-        raise ImportFailed(
-            f"{self.path}: line {line} is not {' or '.join(encodings)} text "
-            f"(byte 0x{byte:02x}); name the file's encoding in a mapping (encoding = ...)"
-        )
 
     def open(self) -> list[str]:
         """Open for reading; returns the header."""
         self._raw = open(self.path, "rb")  # noqa: SIM115 - closed in close()
-        magic = self._raw.read(2)
-        self._raw.seek(0)
-        self._stream = (
-            gzip.GzipFile(fileobj=self._raw, mode="rb") if magic == b"\x1f\x8b" else self._raw
-        )
+        self._stream = files.decompressed(self._raw)
         self.text = io.TextIOWrapper(self._stream, encoding=self.encoding, newline="")
         self.reader = csv.reader(self.text, delimiter=self.delimiter)
         for _line, row in self.rows():
@@ -605,7 +572,7 @@ class _Input:
                 if row and any(row):
                     yield line, row
         except UnicodeDecodeError as exc:
-            line = self._undecodable_line()
+            line = files.undecodable_line(self.path, self.encoding)
             raise ImportFailed(
                 f"{self.path}: line {line or last + 1} is not {self.encoding} text "
                 f"({exc.reason}); name the file's encoding in a mapping (encoding = ...)"
@@ -618,21 +585,6 @@ class _Input:
             raise ImportFailed(
                 f"{self.path}: the file is damaged after line {last} ({_why(exc)})"
             ) from None
-
-    def _undecodable_line(self) -> int:
-        """The first physical line the encoding cannot read (found again on the error path
-        only: the text layer decodes ahead of the rows handed out)."""
-        decoder = codecs.getincrementaldecoder(self.encoding)()
-        try:
-            with self._binary() as stream:
-                for number, line in enumerate(stream, start=1):
-                    try:
-                        decoder.decode(line)
-                    except UnicodeDecodeError:
-                        return number
-        except (OSError, EOFError, zlib.error):
-            pass
-        return 0
 
     def close(self) -> None:
         for handle in (self.text, self._stream, self._raw):

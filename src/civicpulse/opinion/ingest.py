@@ -84,6 +84,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from civicpulse.core import audit
+from civicpulse.core.files import SNIFF_BYTES, decompressed, detect_encoding, text_problem
 from civicpulse.opinion.models import IngestBatch, Source
 from civicpulse.opinion.records import MAX_TEXT, RawPost, Refusal
 
@@ -91,7 +92,6 @@ log = logging.getLogger(__name__)
 
 MAPPINGS_DIR = Path(__file__).with_name("mappings")
 DEFAULT_MAPPING = "generic"
-SNIFF_BYTES = 1024 * 1024
 RAW_LIMIT = 2000  # characters of a refused row kept in the quarantine
 SHOWN_REASONS = 5
 FIELDS = ("id", "text", "time", "author", "url", "reach", "reposts", "lon", "lat", "place")
@@ -460,22 +460,6 @@ class _Fields:
 # --------------------------------------------------------------------------- reading files
 
 
-def detect_encoding(head: bytes) -> str:
-    """UTF-8 (also with a BOM) or GB18030, from the first bytes of a file.
-
-    A few undecodable sequences among many good multi-byte characters are damaged lines in a
-    UTF-8 file; a file where most non-ASCII text fails UTF-8 is GB18030 (which reads any GBK or
-    GB2312 text too)."""
-    if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    decoded = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(head, final=False)
-    broken = decoded.count("\ufffd")
-    if not broken:
-        return "utf-8"
-    good = sum(1 for ch in decoded if ord(ch) > 127) - broken
-    return "utf-8" if good >= 20 * broken else "gb18030"
-
-
 class PostFile:
     """A JSONL or CSV file of posts, read as RawPost | Refusal in file order.
 
@@ -498,12 +482,9 @@ class PostFile:
             raise IngestFailed(f"{self.path}: the file is damaged ({_why(exc)})") from None
         except OSError as exc:
             raise IngestFailed(f"{self.path}: cannot be read ({_why(exc)})") from None
-        if not head.strip():
-            raise IngestFailed(f"{self.path}: is empty")
-        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            raise IngestFailed(f"{self.path}: is UTF-16 text; save it as UTF-8")
-        if b"\x00" in head:
-            raise IngestFailed(f"{self.path}: is not text (it holds NUL bytes: a binary file?)")
+        problem = text_problem(head)
+        if problem:
+            raise IngestFailed(f"{self.path}: {problem}")
         self.encoding = detect_encoding(head) if m.encoding == "auto" else m.encoding
         if self.encoding == "utf-8-sig":
             self.encoding = "utf-8"  # the BOM is dropped from the first line below
@@ -524,9 +505,7 @@ class PostFile:
         with ``_close``."""
         raw = open(self.path, "rb")  # noqa: SIM115 - closed by _close
         self._raw = raw
-        magic = raw.read(2)
-        raw.seek(0)
-        return gzip.GzipFile(fileobj=raw, mode="rb") if magic == b"\x1f\x8b" else raw
+        return decompressed(raw)
 
     def _close(self, stream) -> None:
         for handle in (stream, self._raw):

@@ -1,0 +1,272 @@
+"""Datasets a department registers, and the immutable versions its loads leave in the lake.
+
+A :class:`Dataset` is the catalog entry (what, whose, how often, how sensitive); each load of its
+data is a :class:`DatasetVersion`: one Parquet file in its own lake directory, never rewritten,
+described by its row count, checksum and schema, with a profile per column
+(:class:`DatasetColumn`). The dataset points at its current version; a failed load never moves
+that pointer.
+
+Versions are facts about what was loaded, so their data fields cannot change once saved; only
+their life-cycle status (and, for columns, the tags later steps attach) may. ``save`` and the
+query set's ``update`` enforce it; rows are never deleted (a deleted version keeps its row with
+status ``deleted`` after its files are removed).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from civicpulse.core.models import Department
+
+SLUG_PATTERN = r"[a-z0-9][a-z0-9_-]{0,63}"
+
+
+class ImmutableRecord(PermissionError):
+    """An attempt to change or delete what a version recorded."""
+
+
+class Dataset(models.Model):
+    """A department's dataset in the catalog."""
+
+    class Frequency(models.TextChoices):
+        DAILY = "daily", _("daily")
+        WEEKLY = "weekly", _("weekly")
+        MONTHLY = "monthly", _("monthly")
+        QUARTERLY = "quarterly", _("quarterly")
+        YEARLY = "yearly", _("yearly")
+        IRREGULAR = "irregular", _("irregular")
+
+    class Grade(models.TextChoices):  # classification and grading of government data
+        CORE = "core", _("core (核心)")
+        IMPORTANT = "important", _("important (重要)")
+        GENERAL = "general", _("general (一般)")
+
+    class ShareType(models.TextChoices):
+        UNCONDITIONAL = "unconditional", _("shared unconditionally (无条件共享)")
+        CONDITIONAL = "conditional", _("shared on conditions (有条件共享)")
+        NOT_SHARED = "not_shared", _("not shared (不予共享)")
+
+    slug = models.CharField(
+        _("identifier"),
+        max_length=64,
+        unique=True,
+        validators=[
+            RegexValidator(
+                f"^{SLUG_PATTERN}$",
+                _("Use lowercase letters, digits, '-' and '_', starting with a letter or digit."),
+            )
+        ],
+    )
+    title = models.CharField(_("title"), max_length=200)
+    title_en = models.CharField(_("title (English)"), max_length=200, blank=True)
+    description = models.TextField(_("description"), blank=True)
+    owner = models.ForeignKey(
+        Department,
+        on_delete=models.PROTECT,
+        related_name="datasets",
+        verbose_name=_("owner department"),
+    )
+    update_frequency = models.CharField(
+        _("update frequency"),
+        max_length=10,
+        choices=Frequency.choices,
+        default=Frequency.IRREGULAR,
+    )
+    tags = models.JSONField(_("tags"), default=list, blank=True)
+    # Conditional sharing is the safe default: nothing leaves the owner without an approval
+    # until someone grades the dataset.
+    grade = models.CharField(_("grade"), max_length=10, choices=Grade.choices, default="general")
+    share_type = models.CharField(
+        _("share type"), max_length=16, choices=ShareType.choices, default="conditional"
+    )
+    current_version = models.ForeignKey(
+        "DatasetVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("current version"),
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("registered by"),
+    )
+    created_at = models.DateTimeField(_("registered at"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+        verbose_name = _("dataset")
+        verbose_name_plural = _("datasets")
+
+    def __str__(self) -> str:
+        return f"{self.slug}: {self.title}"
+
+
+class _GuardedQuerySet(models.QuerySet):
+    """Bulk ``update`` and ``delete`` would bypass ``save``: allow only the mutable fields."""
+
+    def update(self, **kwargs):
+        frozen = sorted(set(kwargs) - set(self.model.MUTABLE_FIELDS))
+        if frozen:
+            raise ImmutableRecord(
+                f"{self.model._meta.verbose_name} fields {', '.join(frozen)} cannot change "
+                "once saved"
+            )
+        return super().update(**kwargs)
+
+    def delete(self):
+        raise ImmutableRecord(f"{self.model._meta.verbose_name_plural} are never deleted")
+
+
+def _frozen_names(obj: models.Model, update_fields=None) -> list[str]:
+    """Attribute names of ``obj``'s fields that may not change (of ``update_fields``, if given)."""
+    return [
+        f.attname
+        for f in obj._meta.concrete_fields
+        if not f.primary_key
+        and f.name not in obj.MUTABLE_FIELDS
+        and (update_fields is None or f.name in update_fields or f.attname in update_fields)
+    ]
+
+
+class _Immutable(models.Model):
+    """A row whose fields, except ``MUTABLE_FIELDS``, are fixed once it is saved."""
+
+    MUTABLE_FIELDS: tuple[str, ...] = ()
+
+    objects = _GuardedQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            update_fields = kwargs.get("update_fields")
+            names = _frozen_names(self, update_fields)
+            stored = type(self).objects.filter(pk=self.pk).values(*names).first()
+            if stored is None:
+                raise ImmutableRecord(f"{self._meta.verbose_name} {self.pk} is not stored")
+            changed = [n for n in names if stored[n] != getattr(self, n)]
+            if changed:
+                raise ImmutableRecord(
+                    f"{self._meta.verbose_name} {self.pk} is immutable: {', '.join(changed)} "
+                    "cannot change once saved (load a new version instead)"
+                )
+            if update_fields is None:
+                kwargs["update_fields"] = [
+                    f for f in self.MUTABLE_FIELDS if not self._meta.get_field(f).primary_key
+                ]
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableRecord(f"{self._meta.verbose_name} {self.pk} is never deleted")
+
+
+class DatasetVersion(_Immutable):
+    """One load of a dataset: an immutable Parquet file in the lake and what it holds.
+
+    ``checksum`` is SHA-256 over the column names and the rows in their order, each value in its
+    canonical text form (see ``catalog.loading.checksum``): the same rows give the same checksum
+    whether they came from CSV, Excel, JSON, Parquet or a database.
+    """
+
+    class Kind(models.TextChoices):
+        CSV = "csv", "CSV"
+        XLSX = "xlsx", "Excel (xlsx)"
+        JSON = "json", "JSON"
+        PARQUET = "parquet", "Parquet"
+        SQL = "sql", "SQL"
+
+    class Status(models.TextChoices):
+        CURRENT = "current", _("current")
+        SUPERSEDED = "superseded", _("superseded")
+        ARCHIVED = "archived", _("archived")
+        DELETED = "deleted", _("deleted")
+
+    MUTABLE_FIELDS = ("status",)
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="versions")
+    number = models.PositiveIntegerField(_("version"))
+    created_at = models.DateTimeField(_("loaded at"), default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("loaded by"),
+    )
+    source_kind = models.CharField(_("source kind"), max_length=8, choices=Kind.choices)
+    source_name = models.CharField(_("source"), max_length=500)  # never holds a password
+    source_options = models.JSONField(_("source options"), default=dict, blank=True)
+    encoding = models.CharField(_("detected encoding"), max_length=32, blank=True)
+    row_count = models.BigIntegerField(_("rows"))
+    checksum = models.CharField(_("checksum (SHA-256)"), max_length=64, db_index=True)
+    schema = models.JSONField(_("schema"), default=list)  # [{name, type, nullable}]
+    lake_path = models.CharField(_("lake location"), max_length=300)  # relative to the lake
+    size_bytes = models.BigIntegerField(_("size in the lake (bytes)"), default=0)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.CURRENT
+    )
+
+    class Meta:
+        ordering = ["dataset", "number"]
+        verbose_name = _("dataset version")
+        verbose_name_plural = _("dataset versions")
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "number"], name="one_version_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.slug} v{self.number}"
+
+    def lake_dir(self):
+        """The version's directory (``lake/catalog/<slug>/v-...``)."""
+        return settings.CONFIG.lake_dir / self.lake_path
+
+    def data_glob(self) -> str:
+        """Its Parquet file(s), as DuckDB's ``read_parquet`` takes them."""
+        return f"{self.lake_dir().as_posix()}/part-*.parquet"
+
+
+class DatasetColumn(_Immutable):
+    """One column of a version, with the profile taken when it was loaded.
+
+    Later steps attach meaning without touching the profile: the standard data element a column
+    maps to (standards step) and the personal-data tags detected in it (classification step).
+    """
+
+    MUTABLE_FIELDS = ("personal_tags",)
+
+    version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT, related_name="columns")
+    position = models.PositiveIntegerField(_("position"))
+    name = models.CharField(_("name"), max_length=255)
+    type = models.CharField(_("type"), max_length=200)
+    nullable = models.BooleanField(_("has empty values"), default=True)
+    null_count = models.BigIntegerField(_("empty values"), default=0)
+    distinct_count = models.BigIntegerField(_("distinct values (estimate)"), default=0)
+    min_value = models.TextField(_("smallest value"), blank=True)
+    max_value = models.TextField(_("largest value"), blank=True)
+    samples = models.JSONField(_("sample values"), default=list, blank=True)
+    personal_tags = models.JSONField(_("personal data tags"), default=list, blank=True)
+
+    class Meta:
+        ordering = ["version", "position"]
+        verbose_name = _("dataset column")
+        verbose_name_plural = _("dataset columns")
+        constraints = [
+            models.UniqueConstraint(fields=["version", "position"], name="one_column_position"),
+            models.UniqueConstraint(fields=["version", "name"], name="one_column_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.type})"

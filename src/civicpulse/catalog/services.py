@@ -1,0 +1,164 @@
+"""What other apps, the CLI and (later) the pages ask of the catalog.
+
+Other domain apps use the catalog only through these functions: register a dataset, load a new
+version of it, list its versions, find the Parquet files of its current version to read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+
+from civicpulse.catalog import loading, versions
+from civicpulse.catalog.models import SLUG_PATTERN, Dataset, DatasetVersion
+from civicpulse.core import audit
+from civicpulse.core.models import Department
+from civicpulse.lake import LakeVersion
+
+__all__ = [
+    "CatalogError",
+    "compare_versions",
+    "current_table",
+    "find",
+    "load_version",
+    "register_dataset",
+    "version",
+    "versions_of",
+]
+
+LoadFailed = loading.LoadFailed
+Unchanged = loading.Unchanged
+
+
+class CatalogError(Exception):
+    """A catalog request cannot be done as asked; the message is one line saying why."""
+
+
+def register_dataset(
+    slug: str,
+    *,
+    title: str,
+    owner: Department | str,
+    title_en: str = "",
+    description: str = "",
+    frequency: str = Dataset.Frequency.IRREGULAR,
+    tags: Iterable[str] = (),
+    grade: str = Dataset.Grade.GENERAL,
+    share_type: str = Dataset.ShareType.CONDITIONAL,
+    user=None,
+) -> Dataset:
+    """Add a dataset to the catalog (no data yet: load versions into it)."""
+    if not isinstance(owner, Department):
+        department = Department.objects.filter(code=owner).first()
+        if department is None:
+            known = ", ".join(Department.objects.values_list("code", flat=True)[:20]) or "none"
+            raise CatalogError(f"no department with code {owner!r} (known: {known})")
+        owner = department
+    if not re.fullmatch(SLUG_PATTERN, slug or ""):
+        raise CatalogError(
+            f"dataset identifier {slug!r} must be 1-64 lowercase letters, digits, '-' or '_', "
+            "starting with a letter or digit"
+        )
+    if not (title or "").strip():
+        raise CatalogError("a dataset needs a title")
+    clean_tags = _tags(tags)
+    dataset = Dataset(
+        slug=slug,
+        title=title.strip(),
+        title_en=title_en.strip(),
+        description=description,
+        owner=owner,
+        update_frequency=frequency,
+        tags=clean_tags,
+        grade=grade,
+        share_type=share_type,
+        created_by=user if getattr(user, "pk", None) else None,
+    )
+    try:
+        dataset.full_clean()
+    except ValidationError as exc:
+        if "slug" in exc.message_dict and Dataset.objects.filter(slug=slug).exists():
+            raise CatalogError(f"dataset {slug!r} is already registered") from None
+        problems = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+        raise CatalogError(f"dataset {slug!r} cannot be registered ({problems})") from None
+    try:
+        with transaction.atomic():
+            dataset.save()
+            audit.record(
+                user,
+                "catalog.dataset_registered",
+                dataset,
+                detail={"slug": slug, "owner": owner.code, "frequency": frequency},
+            )
+    except IntegrityError:
+        raise CatalogError(f"dataset {slug!r} is already registered") from None
+    return dataset
+
+
+def _tags(tags: Iterable[str]) -> list[str]:
+    if isinstance(tags, str):
+        tags = tags.split(",")
+    seen: list[str] = []
+    for tag in tags:
+        tag = tag.strip()
+        if tag and tag not in seen:
+            seen.append(tag)
+    return seen
+
+
+def find(slug: str) -> Dataset:
+    dataset = Dataset.objects.select_related("owner", "current_version").filter(slug=slug).first()
+    if dataset is None:
+        raise CatalogError(f"no dataset {slug!r} in the catalog: register it first")
+    return dataset
+
+
+def load_version(dataset: Dataset | str, source: str | Path, **options) -> DatasetVersion:
+    """Load ``source`` as the next version (see :func:`catalog.loading.load` for the options).
+
+    Raises :class:`LoadFailed` (nothing changed) or :class:`Unchanged` (same data as now)."""
+    if isinstance(dataset, str):
+        dataset = find(dataset)
+    return loading.load(dataset, source, **options)
+
+
+def versions_of(dataset: Dataset | str) -> QuerySet[DatasetVersion]:
+    if isinstance(dataset, str):
+        dataset = find(dataset)
+    return dataset.versions.order_by("number")
+
+
+def version(dataset: Dataset | str, number: int) -> DatasetVersion:
+    found = versions_of(dataset).filter(number=number).first()
+    if found is None:
+        slug = dataset if isinstance(dataset, str) else dataset.slug
+        raise CatalogError(f"dataset {slug!r} has no version {number}")
+    return found
+
+
+def current_table(dataset: Dataset | str) -> LakeVersion:
+    """The current version's files in the lake, for readers.
+
+    ``.file_glob`` is what DuckDB's ``read_parquet`` takes, ``.path`` the version directory,
+    ``.read()`` the rows as Arrow. The version never changes under a reader: a new load makes a
+    new directory."""
+    if isinstance(dataset, str):
+        dataset = find(dataset)
+    current = dataset.current_version
+    if current is None:
+        raise CatalogError(f"dataset {dataset.slug!r} has no data yet: load a version")
+    return LakeVersion.open(current.lake_dir())
+
+
+def compare_versions(
+    dataset: Dataset | str, old: int, new: int, key: Sequence[str] | None = None
+) -> versions.Comparison:
+    try:
+        return versions.compare(version(dataset, old), version(dataset, new), key=key)
+    except versions.CompareFailed as exc:
+        raise CatalogError(str(exc)) from None
