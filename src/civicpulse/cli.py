@@ -351,6 +351,24 @@ def cmd_catalog(args: argparse.Namespace) -> None:
                     f"v{v.number:<4} {v.status:10} {v.row_count:>10} rows  "
                     f"{v.created_at:%Y-%m-%d %H:%M}  {v.checksum[:12]}  {v.source_name}"
                 )
+        elif args.action == "classify":
+            proposal = services.classify(args.slug, args.version, user="cli")
+            for finding in proposal.findings:
+                if finding.tags:
+                    print(f"  {finding.column}: {', '.join(finding.tags)}")
+            print(f"proposed grade: {proposal.grade}")
+            for reason in proposal.reasons:
+                print(f"  - {reason}")
+        elif args.action == "quality":
+            from civicpulse.catalog import quality
+
+            run = services.assess_quality(args.slug, args.version, user="cli")
+            print(quality.report(run))
+            print("history (latest run per version):")
+            for point in quality.history(run.version.dataset):
+                dims = ", ".join(f"{d} {s * 100:.2f}%" for d, s in point["dimensions"].items())
+                score = "-" if point["score"] is None else f"{point['score'] * 100:.2f}%"
+                print(f"  v{point['version']:<4} {score:>8}  {dims}")
         else:
             key = [k.strip() for k in (args.key or "").split(",") if k.strip()]
             print(services.compare_versions(args.slug, args.old, args.new, key=key).summary())
@@ -546,6 +564,14 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("old", type=int)
     a.add_argument("new", type=int)
     a.add_argument("--key", help="comma-separated key columns (else whole rows are matched)")
+    a = actions.add_parser(
+        "classify", help="find personal-data columns of a version and propose a grade"
+    )
+    a.add_argument("slug")
+    a.add_argument("--version", type=int, help="the version's number (default: the current)")
+    a = actions.add_parser("quality", help="measure a version against the quality rules")
+    a.add_argument("slug")
+    a.add_argument("--version", type=int, help="the version's number (default: the current)")
     s.set_defaults(func=cmd_catalog)
 
     s = sub.add_parser("check", help="check the configuration and the store")

@@ -83,5 +83,13 @@ def test_register_load_versions_and_compare_from_the_command_line(tmp_path):
     assert compared.returncode == 0, compared.stderr
     assert "rows: 0 added, 5 removed, 0 changed, 995 unchanged" in compared.stdout
 
+    # the NYC file has street addresses and no identifier of a person: tagged, graded general
+    classified = _cli(env, "catalog", "classify", "nyc311")
+    assert classified.returncode == 0, classified.stderr
+    assert "  incident_address: address" in classified.stdout
+    assert "proposed grade: general" in classified.stdout
+    unknown = _cli(env, "catalog", "classify", "nyc311", "--version", "9")
+    assert unknown.returncode == 2 and "has no version 9" in unknown.stderr
+
     audited = _cli(env, "audit", "verify")
     assert audited.returncode == 0 and "audit chain intact" in audited.stdout

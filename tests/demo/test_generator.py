@@ -25,7 +25,7 @@ from civicpulse.demo.generator import (
     spring_festival,
     to_pinyin,
 )
-from civicpulse.identity.identifiers import validate_resident_id, validate_uscc
+from civicpulse.identity.checks import check_credit_code, check_resident_id
 
 END = date(2026, 11, 26)
 SEED = 2260
@@ -296,11 +296,11 @@ def test_resident_ids_validate_are_unique_and_match_the_record(small):
     districts = {a.code for a in small.city.areas if a.level == "district"}
     local = 0
     for r in residents:
-        check = validate_resident_id(r.id_number, today=END)
-        assert check.ok, (r.id_number, check.reason)
+        check = check_resident_id(r.id_number, today=END)
+        assert check.valid, (r.id_number, check.reason)
         assert check.birth_date == r.birth_date
-        assert check.gender == r.gender
-        local += check.division_code in districts
+        assert check.sex == r.gender
+        local += check.division in districts
     assert 0.8 <= local / len(residents) < 0.97  # most, not all, were registered here
 
 
@@ -365,10 +365,10 @@ def test_enterprises_have_valid_unique_credit_codes(small):
     assert len(enterprises) == SIZES["small"].enterprises
     assert len({e.uscc for e in enterprises}) == len(enterprises)
     for e in enterprises:
-        check = validate_uscc(e.uscc)
-        assert check.ok, (e.uscc, check.reason)
+        check = check_credit_code(e.uscc)
+        assert check.valid, (e.uscc, check.reason)
         assert e.uscc[0] == "9" and e.uscc[1] in "123"
-        assert check.division_code == _district(e.grid_code)
+        assert check.division == _district(e.grid_code)
 
 
 def test_enterprise_fields(small):

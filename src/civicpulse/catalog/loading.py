@@ -69,6 +69,7 @@ from django.utils import timezone
 from civicpulse.catalog.models import Dataset, DatasetColumn, DatasetVersion
 from civicpulse.core import audit, files
 from civicpulse.lake import parquet as lake_parquet
+from civicpulse.lake.sql import quote_identifier
 
 __all__ = ["KINDS", "LoadFailed", "Unchanged", "checksum", "guess_kind", "load", "source_label"]
 
@@ -331,9 +332,6 @@ def _duckdb() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
@@ -341,7 +339,7 @@ def _literal(text: str) -> str:
 
 def _lake_cast(name: str, typ: str) -> str:
     """A select item storing column ``name`` of DuckDB type ``typ`` as the lake stores it."""
-    column = _quote(name)
+    column = quote_identifier(name)
     upper = typ.upper()
     if upper.startswith("TIMESTAMP") and "TIME ZONE" not in upper:
         return f"CAST({column} AS TIMESTAMPTZ) AS {column}"
@@ -864,7 +862,7 @@ class _RowWriter:
             final = _DUCKDB[kind]
             if kind == "datetime" and midnight and self.midnight_dates:
                 final = "DATE"
-            items.append(f"CAST({_quote(name)} AS {final}) AS {_quote(name)}")
+            items.append(f"CAST({quote_identifier(name)} AS {final}) AS {quote_identifier(name)}")
         source = f"SELECT {', '.join(items)} FROM read_parquet({files_sql}, union_by_name=true)"
         con = _duckdb()
         try:
@@ -1033,7 +1031,7 @@ def _inspect(data: Path, what: str) -> _Facts:
         columns = [(row[0], row[1]) for row in described]
         aggregates = ["count(*)"]
         for name, typ in columns:
-            column = _quote(name)
+            column = quote_identifier(name)
             aggregates += [f"count({column})", f"approx_count_distinct({column})"]
             if typ.upper().startswith(_UNORDERED) or typ.endswith("]"):
                 aggregates += ["NULL", "NULL"]

@@ -270,3 +270,107 @@ class DatasetColumn(_Immutable):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.type})"
+
+
+class QualityRule(models.Model):
+    """One data-quality rule of a dataset, measured on each version (see ``catalog.quality``).
+
+    Rules are edited and switched off (``active``), never deleted once they have results: each
+    result keeps a copy of the rule as it was measured, so editing a rule does not rewrite the
+    history of the versions measured before.
+    """
+
+    class Dimension(models.TextChoices):
+        COMPLETENESS = "completeness", _("completeness")
+        VALIDITY = "validity", _("validity")
+        UNIQUENESS = "uniqueness", _("uniqueness")
+        TIMELINESS = "timeliness", _("timeliness")
+        CONSISTENCY = "consistency", _("consistency")
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="quality_rules")
+    name = models.CharField(_("name"), max_length=200, blank=True)
+    dimension = models.CharField(_("dimension"), max_length=12, choices=Dimension.choices)
+    columns = models.JSONField(_("columns"), default=list, blank=True)
+    parameters = models.JSONField(_("parameters"), default=dict, blank=True)
+    weight = models.FloatField(_("weight"), default=1.0)
+    threshold = models.FloatField(_("threshold"), default=0.95)
+    active = models.BooleanField(_("active"), default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("defined by"),
+    )
+    created_at = models.DateTimeField(_("defined at"), default=timezone.now)
+
+    class Meta:
+        ordering = ["dataset", "id"]
+        verbose_name = _("quality rule")
+        verbose_name_plural = _("quality rules")
+
+    def __str__(self) -> str:
+        return self.name or f"{self.dimension}({', '.join(self.columns)})"
+
+
+class QualityRun(_Immutable):
+    """One measurement of a version against its dataset's active rules, with the scores.
+
+    Every run is kept (history by run time); the version's score is its latest run's. ``score``
+    is the weighted mean of the rules' scores and ``dimension_scores`` the same per dimension;
+    rules that could not be measured (an error result) are left out of both, and counted in
+    ``errors``. ``score`` is null when no rule could be measured.
+    """
+
+    version = models.ForeignKey(
+        DatasetVersion, on_delete=models.PROTECT, related_name="quality_runs"
+    )
+    run_at = models.DateTimeField(_("measured at"), default=timezone.now)
+    run_by = models.CharField(_("measured by"), max_length=150, blank=True)
+    score = models.FloatField(_("score"), null=True, blank=True)
+    dimension_scores = models.JSONField(_("scores by dimension"), default=dict, blank=True)
+    rules = models.PositiveIntegerField(_("rules measured"), default=0)
+    errors = models.PositiveIntegerField(_("rules in error"), default=0)
+
+    class Meta:
+        ordering = ["version", "run_at", "id"]
+        verbose_name = _("quality run")
+        verbose_name_plural = _("quality runs")
+
+    def __str__(self) -> str:
+        return f"{self.version} quality {self.run_at:%Y-%m-%d %H:%M}"
+
+
+class QualityResult(_Immutable):
+    """What one rule measured in one run: counts, score, and a few violating values.
+
+    ``score`` is null and ``error`` says why when the rule could not be measured on the version
+    (a column it names is missing, another dataset has no data...). ``examples`` hold at most a
+    few distinct violating values, masked when the column is tagged as personal data.
+    """
+
+    run = models.ForeignKey(QualityRun, on_delete=models.PROTECT, related_name="results")
+    rule = models.ForeignKey(QualityRule, on_delete=models.PROTECT, related_name="results")
+    dimension = models.CharField(
+        _("dimension"), max_length=12, choices=QualityRule.Dimension.choices
+    )
+    rule_snapshot = models.JSONField(_("rule as measured"), default=dict)
+    passed = models.BigIntegerField(_("passed"), default=0)
+    failed = models.BigIntegerField(_("failed"), default=0)
+    score = models.FloatField(_("score"), null=True, blank=True)
+    met_threshold = models.BooleanField(_("met its threshold"), default=False)
+    error = models.TextField(_("error"), blank=True)
+    examples = models.JSONField(_("examples of violations"), default=list, blank=True)
+    measured_at = models.DateTimeField(_("measured at"), default=timezone.now)
+
+    class Meta:
+        ordering = ["run", "rule"]
+        verbose_name = _("quality result")
+        verbose_name_plural = _("quality results")
+        constraints = [
+            models.UniqueConstraint(fields=["run", "rule"], name="one_result_per_rule_and_run")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule} on {self.run.version}: {self.score}"

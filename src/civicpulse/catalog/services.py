@@ -6,6 +6,7 @@ version of it, list its versions, find the Parquet files of its current version 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
-from civicpulse.catalog import loading, versions
+from civicpulse.catalog import loading, quality, versions
 from civicpulse.catalog.models import SLUG_PATTERN, Dataset, DatasetVersion
 from civicpulse.core import audit
 from civicpulse.core.models import Department
@@ -22,6 +23,7 @@ from civicpulse.lake import LakeVersion
 
 __all__ = [
     "CatalogError",
+    "assess_quality",
     "compare_versions",
     "current_table",
     "find",
@@ -33,6 +35,9 @@ __all__ = [
 
 LoadFailed = loading.LoadFailed
 Unchanged = loading.Unchanged
+
+
+logger = logging.getLogger(__name__)
 
 
 class CatalogError(Exception):
@@ -124,7 +129,16 @@ def load_version(dataset: Dataset | str, source: str | Path, **options) -> Datas
     Raises :class:`LoadFailed` (nothing changed) or :class:`Unchanged` (same data as now)."""
     if isinstance(dataset, str):
         dataset = find(dataset)
-    return loading.load(dataset, source, **options)
+    loaded = loading.load(dataset, source, **options)
+    if dataset.quality_rules.filter(active=True).exists():  # each load is measured
+        try:
+            quality.assess(loaded, user=options.get("user"))
+        except Exception:  # the load is done and current: a failed measurement must not undo that
+            logger.exception(
+                "quality of %s version %s could not be measured; run `civicpulse catalog "
+                "quality %s` again", dataset.slug, loaded.number, dataset.slug,
+            )
+    return loaded
 
 
 def versions_of(dataset: Dataset | str) -> QuerySet[DatasetVersion]:
@@ -162,3 +176,38 @@ def compare_versions(
         return versions.compare(version(dataset, old), version(dataset, new), key=key)
     except versions.CompareFailed as exc:
         raise CatalogError(str(exc)) from None
+
+
+def assess_quality(
+    dataset: Dataset | str, number: int | None = None, *, user=None
+) -> quality.QualityRun:
+    """Measure a version (the current one by default) against the dataset's active quality
+    rules; see :mod:`catalog.quality` for what each dimension measures."""
+    if isinstance(dataset, str):
+        dataset = find(dataset)
+    if number is None:
+        target = dataset.current_version
+        if target is None:
+            raise CatalogError(f"dataset {dataset.slug!r} has no data yet: load a version")
+    else:
+        target = version(dataset, number)
+    if not dataset.quality_rules.filter(active=True).exists():
+        raise CatalogError(f"dataset {dataset.slug!r} has no active quality rule to measure")
+    try:
+        return quality.assess(target, user=user)
+    except quality.QualityError as exc:
+        raise CatalogError(str(exc)) from None
+
+
+def classify(dataset: Dataset | str, number: int | None = None, *, user=None):
+    """Find the personal-data columns of a version (the current one by default), tag them and
+    propose the dataset's grade; the grade itself is set by a person (see :mod:`.classify`)."""
+    from civicpulse.catalog import classify as classifying
+
+    if isinstance(dataset, str):
+        dataset = find(dataset)
+    chosen = version(dataset, number) if number is not None else dataset.current_version
+    if chosen is None:
+        raise CatalogError(f"dataset {dataset.slug!r} has no version yet")
+    return classifying.apply(chosen, user=user)
+

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from civicpulse.catalog.models import DatasetVersion
+from civicpulse.lake.sql import quote_identifier as _q
 
 __all__ = ["CompareFailed", "Comparison", "compare"]
 
@@ -74,9 +75,6 @@ class Comparison:
             )
         return "\n".join(lines)
 
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _source(version: DatasetVersion) -> str:

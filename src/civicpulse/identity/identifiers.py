@@ -1,4 +1,4 @@
-"""Checks for the two national identifiers the city keys people and market subjects by.
+"""The arithmetic of the two national identifiers the city keys people and market subjects by.
 
 * The 18-character citizen identity number of GB 11643-1999: a 6-digit administrative division
   code (GB/T 2260), the date of birth as YYYYMMDD, a 3-digit sequence whose parity gives the
@@ -7,50 +7,29 @@
   type, a 6-digit division code, the 9-character organisation code of GB 11714 (8 body
   characters and their own check character) and a final MOD 31 check character.
 
-Validation never "fixes" a value. A failing value gets a reason a clerk can act on; the only
-leniency is the one the ID-card standard's users expect: a lower-case ``x`` is read as ``X``.
-This module is plain Python (no Django), so importers and the demo generator can use it.
+This module holds what the standards define (check characters, province prefixes, the
+credit-code authority table) and builds valid values from their parts for the demo generator
+and tests. Checking a value someone else supplied, with a reason for each failure, is
+``identity.checks``, which takes its arithmetic from here. Plain Python, no Django.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 
 __all__ = [
-    "IdCheck",
+    "EARLIEST_BIRTH_YEAR",
+    "PROVINCE_CODES",
+    "USCC_AUTHORITIES",
     "USCC_CHARSET",
     "make_resident_id",
     "make_uscc",
     "org_code_check_char",
     "resident_id_check_char",
     "uscc_check_char",
-    "validate_resident_id",
-    "validate_uscc",
 ]
 
 _DIGITS = frozenset("0123456789")
-
-
-@dataclass(frozen=True, slots=True)
-class IdCheck:
-    """The outcome of one identifier check.
-
-    ``reason`` is ``None`` exactly when ``ok`` is true. The parsed parts are filled only for a
-    valid value: ``birth_date`` and ``gender`` ("M"/"F") for a resident ID, ``org_code`` (the
-    9-character GB 11714 code) for a credit code, ``division_code`` for both.
-    """
-
-    ok: bool
-    reason: str | None = None
-    birth_date: date | None = None
-    gender: str | None = None
-    division_code: str | None = None
-    org_code: str | None = None
-
-
-def _fail(reason: str) -> IdCheck:
-    return IdCheck(ok=False, reason=reason)
 
 
 def _is_ascii_digits(text: str) -> bool:
@@ -67,12 +46,14 @@ _RESIDENT_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 # Check character indexed by (weighted sum mod 11).
 _RESIDENT_CHECK = "10X98765432"
 
-# Province-level prefixes of GB/T 2260 (71 Taiwan, 81 Hong Kong, 82 Macao included).
-_PROVINCES = frozenset(
+# Province-level codes of GB/T 2260: the 31 mainland provinces, autonomous regions and
+# municipalities, and 71 Taiwan, 81 Hong Kong, 82 Macao.
+PROVINCE_CODES = frozenset(
     "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 "
     "61 62 63 64 65 71 81 82".split()
 )
-_EARLIEST_BIRTH_YEAR = 1880
+# Births before this are taken for typing errors, not for people holding an 18-digit number.
+EARLIEST_BIRTH_YEAR = 1900
 
 
 def resident_id_check_char(first17: str) -> str:
@@ -87,58 +68,16 @@ def make_resident_id(division_code: str, birth: date, sequence: int) -> str:
     """Build a valid 18-character ID number. ``sequence`` 0..999; an odd one means male."""
     if len(division_code) != 6 or not _is_ascii_digits(division_code):
         raise ValueError(f"division code must be 6 digits, got {division_code!r}")
-    if division_code[:2] not in _PROVINCES:
+    if division_code[:2] not in PROVINCE_CODES:
         raise ValueError(f"division code {division_code} names no province")
     if not isinstance(birth, date):
         raise TypeError(f"birth must be a date, got {type(birth).__name__}")
-    if birth.year < _EARLIEST_BIRTH_YEAR:
-        raise ValueError(f"birth year {birth.year} is before {_EARLIEST_BIRTH_YEAR}")
+    if birth.year < EARLIEST_BIRTH_YEAR:
+        raise ValueError(f"birth year {birth.year} is before {EARLIEST_BIRTH_YEAR}")
     if isinstance(sequence, bool) or not isinstance(sequence, int) or not 0 <= sequence <= 999:
         raise ValueError(f"sequence must be an integer 0..999, got {sequence!r}")
     first17 = f"{division_code}{birth:%Y%m%d}{sequence:03d}"
     return first17 + resident_id_check_char(first17)
-
-
-def validate_resident_id(value: object, *, today: date | None = None) -> IdCheck:
-    """Check an 18-character ID number; ``today`` (default: the real date) bounds the birth date.
-
-    Reasons, in the order checked: not text, wrong length, bad characters, unknown province,
-    impossible birth date (no such day, before 1880, or after ``today``), wrong check character.
-    """
-    if not isinstance(value, str):
-        return _fail(f"resident ID must be text, got {type(value).__name__}")
-    if len(value) != 18:
-        return _fail(f"wrong length: {len(value)} characters, expected 18")
-    body, check = value[:17], value[17]
-    if not _is_ascii_digits(body):
-        bad = next(i for i, ch in enumerate(body) if ch not in _DIGITS)
-        return _fail(
-            f"bad characters: position {bad + 1} is {body[bad]!r}; "
-            "the first 17 characters must be digits 0-9"
-        )
-    if check not in _DIGITS and check not in "Xx":
-        return _fail(f"bad characters: the last character is {check!r}, expected 0-9 or X")
-    if body[:2] not in _PROVINCES:
-        return _fail(f"division code {body[:6]} names no province (prefix {body[:2]})")
-    raw = body[6:14]
-    try:
-        born = date(int(raw[:4]), int(raw[4:6]), int(raw[6:8]))
-    except ValueError:
-        return _fail(f"impossible birth date {raw}: no such day")
-    if born.year < _EARLIEST_BIRTH_YEAR:
-        return _fail(f"impossible birth date {raw}: before {_EARLIEST_BIRTH_YEAR}")
-    today = today or date.today()
-    if born > today:
-        return _fail(f"impossible birth date {raw}: after today ({today.isoformat()})")
-    expected = resident_id_check_char(body)
-    if check.upper() != expected:
-        return _fail(f"bad checksum: check character is {check}, expected {expected}")
-    return IdCheck(
-        ok=True,
-        birth_date=born,
-        gender="M" if int(body[16]) % 2 else "F",
-        division_code=body[:6],
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,42 +160,3 @@ def make_uscc(authority: str, entity_type: str, division_code: str, org_body8: s
         )
     first17 = authority + entity_type + division_code + org_body8 + org_code_check_char(org_body8)
     return first17 + uscc_check_char(first17)
-
-
-def validate_uscc(value: object) -> IdCheck:
-    """Check an 18-character unified social credit code.
-
-    Reasons, in the order checked: not text, wrong length, bad characters (outside the 31-symbol
-    set; lower case is not accepted), unknown registration authority or entity type, division
-    code not 6 digits, wrong organisation-code check character, wrong final check character.
-    """
-    if not isinstance(value, str):
-        return _fail(f"credit code must be text, got {type(value).__name__}")
-    if len(value) != 18:
-        return _fail(f"wrong length: {len(value)} characters, expected 18")
-    for i, ch in enumerate(value):
-        if ch not in _USCC_VALUE:
-            hint = " (letters must be upper case)" if ch.upper() in _USCC_VALUE else ""
-            return _fail(
-                f"bad characters: position {i + 1} is {ch!r}, not one of {USCC_CHARSET}{hint}"
-            )
-    authority, entity_type = value[0], value[1]
-    types = USCC_AUTHORITIES.get(authority)
-    if types is None:
-        return _fail(f"unknown registration authority code {authority!r}")
-    if entity_type not in types:
-        return _fail(f"entity type {entity_type!r} is not defined for authority {authority!r}")
-    division = value[2:8]
-    if not _is_ascii_digits(division):
-        return _fail(f"division code {division} must be 6 digits")
-    org_code = value[8:17]
-    org_expected = org_code_check_char(org_code[:8])
-    if org_code[8] != org_expected:
-        return _fail(
-            f"bad organisation code {org_code}: check character is {org_code[8]}, "
-            f"expected {org_expected}"
-        )
-    expected = uscc_check_char(value[:17])
-    if value[17] != expected:
-        return _fail(f"bad checksum: check character is {value[17]}, expected {expected}")
-    return IdCheck(ok=True, division_code=division, org_code=org_code)
