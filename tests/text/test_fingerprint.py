@@ -18,6 +18,7 @@ from civicpulse.text.fingerprint import (
     NearDuplicateIndex,
     canonical,
     content_hash,
+    content_hashes,
     hamming,
     simhash,
     simhashes,
@@ -86,6 +87,10 @@ def test_fingerprints_are_signed_int64_and_batch_matches_single():
     assert all(-(2**63) <= int(f) < 2**63 for f in batch)
     assert (batch < 0).any() or (batch >= 0).all()  # any sign is a valid int64
     assert len(simhashes([])) == 0
+    # content hashes in a batch: no text's links, handles or tags leak into its neighbours'
+    mixed = [*texts, "#话题# 停水了 http://t.cn/x @某人", "停水了", "转发微博"]
+    assert content_hashes(mixed) == [content_hash(t) for t in mixed]
+    assert content_hashes([]) == []
 
 
 def test_fingerprints_do_not_depend_on_the_process():
