@@ -9,6 +9,7 @@ import random
 from datetime import date, timedelta
 
 import pytest
+from django.utils.translation import gettext
 
 from civicpulse.catalog import classify, services
 from civicpulse.catalog.classify import ColumnFinding, KindStat, propose_grade
@@ -238,4 +239,4 @@ def test_grading_rule(tags, grade, named):
     said = " ".join(reasons)
     assert [c for c in ("c0", "c1", "c2") if c in said] == named
     if not tags:
-        assert reasons == ["no personal data columns found"]
+        assert reasons == [gettext("no personal data columns found")]

@@ -369,3 +369,30 @@ def test_a_load_shows_a_progress_bar(new_dataset, tmp_path, capsys):
     services.load_version(new_dataset("bar"), gbk, user=None, progress=True)
     err = capsys.readouterr().err
     assert "messages.csv (gb18030)" in err and "100%" in err  # the transcoding pass
+
+
+def test_a_recorded_database_url_keeps_no_secret_anywhere_in_it():
+    from civicpulse.catalog.loading import source_label
+
+    cases = {
+        "postgresql://u:s3cret@h/db": "postgresql://u@h/db",
+        "postgresql://u@h/db?password=s3cret&sslmode=require": "postgresql://u@h/db?sslmode=require",
+        "mssql+pyodbc://h/db?odbc_connect=DRIVER%3Dx%3BPWD%3Ds3cret": "mssql+pyodbc://h/db",
+        "postgresql://u:s3cret@h:notaport/db": "postgresql://h:notaport/db",
+    }
+    for url, label in cases.items():
+        got = source_label(url, "sql")
+        assert got == label and "s3cret" not in got, (url, got)
+
+
+def test_a_file_name_duckdb_would_read_as_a_pattern_is_refused(new_dataset, tmp_path):
+    from civicpulse.catalog.loading import LoadFailed
+
+    dataset = new_dataset("pattern")
+    (tmp_path / "a1.csv").write_text("x\n1\n", encoding="utf-8")
+    (tmp_path / "a2.csv").write_text("x\n2\n", encoding="utf-8")
+    odd = tmp_path / "a*.csv"
+    odd.write_text("x\n3\n", encoding="utf-8")
+    with pytest.raises(LoadFailed, match=r"rename the file"):
+        services.load_version(dataset, odd, user="test")
+    assert dataset.versions.count() == 0

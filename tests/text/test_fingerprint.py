@@ -84,8 +84,7 @@ def test_fingerprints_are_signed_int64_and_batch_matches_single():
     assert batch.dtype == np.int64 and batch.shape == (len(texts),)
     assert [simhash(t) for t in texts] == batch.tolist()
     assert simhash("") == 0
-    assert all(-(2**63) <= int(f) < 2**63 for f in batch)
-    assert (batch < 0).any() or (batch >= 0).all()  # any sign is a valid int64
+    assert len(set(batch.tolist())) == len(texts)  # distinct texts, distinct fingerprints
     assert len(simhashes([])) == 0
     # content hashes in a batch: no text's links, handles or tags leak into its neighbours'
     mixed = [*texts, "#话题# 停水了 http://t.cn/x @某人", "停水了", "转发微博"]

@@ -138,6 +138,8 @@ def load(
         path = Path(source)
         if not path.is_file():
             raise LoadFailed(f"{path}: no such file")
+        if any(c in str(path) for c in "*?[{~"):  # DuckDB would read them as a pattern
+            raise LoadFailed(f"{path}: rename the file: *, ?, [, {{ and ~ are not allowed in it")
     dataset_dir = settings.CONFIG.lake_dir / CATALOG_DIR / dataset.slug
     dataset_dir.mkdir(parents=True, exist_ok=True)
     with lake_parquet.file_lock(dataset_dir / lake_parquet.LOCK):
@@ -179,6 +181,9 @@ def guess_kind(source: str | Path) -> str:
     return kind
 
 
+_SECRET_KEY = re.compile(r"pass|pwd|secret|token|key|odbc_connect|credential", re.I)
+
+
 def source_label(source: str | Path, kind: str) -> str:
     """How the source is named in records and messages: a file's path, or the database URL
     without its password."""
@@ -189,15 +194,16 @@ def source_label(source: str | Path, kind: str) -> str:
 
     try:
         url = make_url(str(source))
-    except ArgumentError:
-        return re.sub(r"//([^:/@]*):[^@]*@", r"//\1@", str(source))
+    except (ArgumentError, ValueError):  # a bad port is a ValueError
+        return re.sub(r"//[^/]*@", "//", str(source)).split("?", 1)[0]
     bare = URL.create(
         url.drivername,
         username=url.username,
         host=url.host,
         port=url.port,
         database=url.database,
-        query=url.query,
+        # a query may carry secrets too (password=, sslpassword=, odbc_connect=...PWD=)
+        query={k: v for k, v in url.query.items() if not _SECRET_KEY.search(k)},
     )
     return bare.render_as_string(hide_password=False)
 

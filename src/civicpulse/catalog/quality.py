@@ -344,6 +344,9 @@ def _weighted(scored: Iterable[tuple[QualityRule, _Measure]]) -> float | None:
     return sum(w * s for w, s in pairs) / total
 
 
+PERSONAL_CHECKS = frozenset({"resident_id", "credit_code", "mobile"})
+
+
 def _result(run, rule, measure, error, at, personal) -> QualityResult:
     snapshot = {
         "name": rule.name,
@@ -358,8 +361,14 @@ def _result(run, rule, measure, error, at, personal) -> QualityResult:
                              error=error, measured_at=at)  # fmt: skip
     examples = measure.examples
     tags = [personal[c] for c in measure.masked_columns if c in personal]
-    if tags:  # shown only masked, the way the identity app masks its kind of value
+    check = (rule.parameters or {}).get("check") if isinstance(rule.parameters, dict) else None
+    kind = None
+    if check in PERSONAL_CHECKS:
+        # what fails an ID check is still someone's ID with a typo: masked whatever the tags say
+        kind = check
+    elif tags:  # shown only masked, the way the identity app masks its kind of value
         kind = str(tags[0][0]) if isinstance(tags[0], list) and tags[0] else "personal"
+    if kind:
         examples = [identity_checks.mask(kind, e) for e in examples]
     return QualityResult(
         run=run,
