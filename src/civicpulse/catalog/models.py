@@ -14,6 +14,8 @@ status ``deleted`` after its files are removed).
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
@@ -245,7 +247,8 @@ class DatasetColumn(_Immutable):
     maps to (standards step) and the personal-data tags detected in it (classification step).
     """
 
-    MUTABLE_FIELDS = ("personal_tags",)
+    # the tags, and the profile's values once the tags say they are personal (masked in place)
+    MUTABLE_FIELDS = ("personal_tags", "samples", "min_value", "max_value")
 
     version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT, related_name="columns")
     position = models.PositiveIntegerField(_("position"))
@@ -374,3 +377,333 @@ class QualityResult(_Immutable):
 
     def __str__(self) -> str:
         return f"{self.rule} on {self.run.version}: {self.score}"
+
+
+# ------------------------------------------------------------------------------ data standards
+
+
+class CodeList(models.Model):
+    """A list of allowed codes and their meanings (gender, administrative divisions, industry
+    classes), usually from a national standard; data elements refer to it."""
+
+    identifier = models.SlugField(_("identifier"), max_length=64, unique=True)
+    name_zh = models.CharField(_("name (Chinese)"), max_length=200)
+    name_en = models.CharField(_("name (English)"), max_length=200, blank=True)
+    standard = models.CharField(_("standard"), max_length=100, blank=True)  # "GB/T 2261.1-2003"
+    description = models.TextField(_("description"), blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        ordering = ["identifier"]
+        verbose_name = _("code list")
+        verbose_name_plural = _("code lists")
+
+    def __str__(self) -> str:
+        return f"{self.identifier}: {self.name_zh}"
+
+
+class CodeItem(models.Model):
+    code_list = models.ForeignKey(CodeList, on_delete=models.CASCADE, related_name="items")
+    code = models.CharField(_("code"), max_length=32)
+    name_zh = models.CharField(_("name (Chinese)"), max_length=200)
+    name_en = models.CharField(_("name (English)"), max_length=200, blank=True)
+    parent_code = models.CharField(_("parent code"), max_length=32, blank=True)
+    position = models.PositiveIntegerField(_("position"), default=0)
+
+    class Meta:
+        ordering = ["code_list", "position", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["code_list", "code"], name="one_code_per_list")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name_zh}"
+
+
+class DataElement(models.Model):
+    """A data element of the city's standard: what a column means and which values it may hold
+    (type, format, length, a code list or a named identifier check)."""
+
+    class Type(models.TextChoices):
+        STRING = "string", _("text")
+        INTEGER = "integer", _("integer")
+        DECIMAL = "decimal", _("decimal")
+        DATE = "date", _("date")
+        DATETIME = "datetime", _("date and time")
+        BOOLEAN = "boolean", _("yes/no")
+
+    identifier = models.SlugField(_("identifier"), max_length=64, unique=True)
+    name_zh = models.CharField(_("name (Chinese)"), max_length=200)
+    name_en = models.CharField(_("name (English)"), max_length=200, blank=True)
+    data_type = models.CharField(_("type"), max_length=10, choices=Type.choices)
+    format = models.CharField(_("format (regular expression)"), max_length=300, blank=True)
+    max_length = models.PositiveIntegerField(_("maximum length"), null=True, blank=True)
+    code_list = models.ForeignKey(
+        CodeList, null=True, blank=True, on_delete=models.PROTECT, related_name="elements",
+        verbose_name=_("code list"),
+    )
+    # a named check of identity.services: resident_id, credit_code, mobile
+    identifier_check = models.CharField(_("identifier check"), max_length=32, blank=True)
+    description = models.TextField(_("description"), blank=True)
+    created_at = models.DateTimeField(_("defined at"), default=timezone.now)
+
+    class Meta:
+        ordering = ["identifier"]
+        verbose_name = _("data element")
+        verbose_name_plural = _("data elements")
+
+    def __str__(self) -> str:
+        return f"{self.identifier}: {self.name_zh}"
+
+
+class ColumnMapping(models.Model):
+    """The dataset's schema against the standard: its column ``column`` holds ``element``
+    (for every version; a version without the column is reported, not failed silently)."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="mappings")
+    column = models.CharField(_("column"), max_length=255)
+    element = models.ForeignKey(
+        DataElement, on_delete=models.PROTECT, related_name="mappings",
+        verbose_name=_("data element"),
+    )
+    required = models.BooleanField(_("required"), default=False)
+
+    class Meta:
+        ordering = ["dataset", "column"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "column"], name="one_mapping_per_column")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.slug}.{self.column} → {self.element.identifier}"
+
+
+class ConformanceReport(_Immutable):
+    """A version checked against its dataset's mappings: per column, values checked, violations
+    by kind and a few examples (masked for personal columns). Kept as a fact of the version."""
+
+    version = models.ForeignKey(
+        DatasetVersion, on_delete=models.PROTECT, related_name="conformance_reports"
+    )
+    created_at = models.DateTimeField(_("checked at"), default=timezone.now)
+    created_by = models.CharField(_("checked by"), max_length=150, blank=True)
+    columns = models.JSONField(_("report by column"), default=list)
+    violations = models.BigIntegerField(_("violations"), default=0)
+
+    class Meta:
+        ordering = ["version", "-created_at"]
+        verbose_name = _("conformance report")
+        verbose_name_plural = _("conformance reports")
+
+    def __str__(self) -> str:
+        return f"{self.version}: {self.violations} violations"
+
+
+# ------------------------------------------------------------------------------ sharing
+
+
+class ShareRequest(models.Model):
+    """A department asks for another department's dataset: what for, which columns, for how
+    long. The owner department decides; an approval makes a :class:`ShareGrant`."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("waiting for the owner")
+        APPROVED = "approved", _("approved")
+        DENIED = "denied", _("denied")
+        WITHDRAWN = "withdrawn", _("withdrawn")
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="share_requests")
+    department = models.ForeignKey(
+        Department, on_delete=models.PROTECT, related_name="share_requests",
+        verbose_name=_("requesting department"),
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+        verbose_name=_("requested by"),
+    )
+    purpose = models.TextField(_("purpose"))
+    columns = models.JSONField(_("columns"), default=list)
+    starts_on = models.DateField(_("from"))
+    ends_on = models.DateField(_("until"))
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+", verbose_name=_("decided by"),
+    )
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    decision_note = models.TextField(_("decision note"), blank=True)
+    created_at = models.DateTimeField(_("requested at"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("share request")
+        verbose_name_plural = _("share requests")
+
+    def __str__(self) -> str:
+        return f"{self.department.code} → {self.dataset.slug} ({self.status})"
+
+
+class ShareGrant(models.Model):
+    """Access a department holds to a dataset: these columns, from ``starts_at`` until
+    ``expires_at`` (it lapses by itself) unless revoked earlier; ``masking`` says how each
+    granted column is shown (by the dataset's grade and the columns' personal tags)."""
+
+    request = models.OneToOneField(ShareRequest, on_delete=models.PROTECT, related_name="grant")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="grants")
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="grants")
+    columns = models.JSONField(_("columns"), default=list)
+    masking = models.JSONField(_("masking by column"), default=dict, blank=True)
+    starts_at = models.DateTimeField(_("from"))
+    expires_at = models.DateTimeField(_("until"), db_index=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+", verbose_name=_("revoked by"),
+    )
+    revoke_reason = models.TextField(_("reason for revoking"), blank=True)
+
+    class Meta:
+        ordering = ["-starts_at"]
+        verbose_name = _("share grant")
+        verbose_name_plural = _("share grants")
+
+    def __str__(self) -> str:
+        return f"{self.department.code} may read {self.dataset.slug} until {self.expires_at}"
+
+    def is_active(self, at=None) -> bool:
+        at = at or timezone.now()
+        return self.revoked_at is None and self.starts_at <= at < self.expires_at
+
+
+class DatasetRead(models.Model):
+    """One read of a dataset through the hub (a page of rows, an export, an API call): the
+    usage statistics, beside the audit chain's entry for the same read."""
+
+    class Channel(models.TextChoices):
+        PAGE = "page", _("page")
+        API = "api", _("API")
+        EXPORT = "export", _("export")
+        OPEN = "open", _("open data")
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="reads")
+    version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT, related_name="reads")
+    grant = models.ForeignKey(
+        ShareGrant, null=True, blank=True, on_delete=models.PROTECT, related_name="reads"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    department = models.ForeignKey(
+        Department, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
+    rows = models.BigIntegerField(_("rows returned"), default=0)
+    columns = models.JSONField(_("columns"), default=list)
+    at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-at"]
+        verbose_name = _("dataset read")
+        verbose_name_plural = _("dataset reads")
+
+    def __str__(self) -> str:
+        return f"{self.dataset.slug} read by {self.department_id or self.user_id} at {self.at}"
+
+
+# ------------------------------------------------------------------------------ open data
+
+
+class DatasetGroup(models.Model):
+    """A theme of the open-data portal (CKAN's groups): transport, environment, ..."""
+
+    name = models.SlugField(_("name"), max_length=64, unique=True)
+    title = models.CharField(_("title"), max_length=200)
+    title_en = models.CharField(_("title (English)"), max_length=200, blank=True)
+    description = models.TextField(_("description"), blank=True)
+    datasets = models.ManyToManyField(Dataset, related_name="groups", blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("open-data group")
+        verbose_name_plural = _("open-data groups")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OpenRelease(models.Model):
+    """A de-identified extract of one version published to the open-data portal.
+
+    Made as a draft (which columns, which quasi-identifiers, which k), it is checked — no direct
+    identifier among the columns, every combination of quasi-identifier values shared by at
+    least ``k`` rows — and refused with the reasons and the offending combinations, or written to
+    its own Parquet in the lake. A second person approves it before it is published; a
+    published release can be withdrawn (its files stay for the record, the portal stops
+    serving them). In the CKAN API a dataset with published releases is a package, and each
+    published release is a resource (``resource_id``)."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("draft")
+        REFUSED = "refused", _("refused by the check")
+        CHECKED = "checked", _("checked, waiting for approval")
+        PUBLISHED = "published", _("published")
+        WITHDRAWN = "withdrawn", _("withdrawn")
+
+    class License(models.TextChoices):
+        CC_BY = "cc-by", "CC BY 4.0"
+        CC_ZERO = "cc-zero", "CC0 1.0"
+        ODC_BY = "odc-by", "ODC-BY 1.0"
+        GOV_OPEN = "gov-open", _("government open data licence")
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="open_releases")
+    version = models.ForeignKey(
+        DatasetVersion, on_delete=models.PROTECT, related_name="open_releases"
+    )
+    resource_id = models.UUIDField(_("resource id"), default=uuid.uuid4, unique=True)
+    title = models.CharField(_("title"), max_length=200)
+    title_en = models.CharField(_("title (English)"), max_length=200, blank=True)
+    notes = models.TextField(_("notes"), blank=True)
+    license = models.CharField(
+        _("licence"), max_length=10, choices=License.choices, default=License.CC_BY
+    )
+    columns = models.JSONField(_("published columns"), default=list)
+    quasi_identifiers = models.JSONField(_("quasi-identifiers"), default=list, blank=True)
+    k = models.PositiveSmallIntegerField(_("k (k-anonymity)"), default=5)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.DRAFT
+    )
+    check_report = models.JSONField(_("de-identification check"), default=dict, blank=True)
+    lake_path = models.CharField(_("lake location"), max_length=300, blank=True)
+    row_count = models.BigIntegerField(_("rows"), default=0)
+    size_bytes = models.BigIntegerField(_("size (bytes)"), default=0)
+    checksum = models.CharField(_("checksum (SHA-256)"), max_length=64, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+        verbose_name=_("prepared by"),
+    )
+    created_at = models.DateTimeField(_("prepared at"), default=timezone.now)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+", verbose_name=_("approved by"),
+    )
+    published_at = models.DateTimeField(_("published at"), null=True, blank=True, db_index=True)
+    withdrawn_at = models.DateTimeField(_("withdrawn at"), null=True, blank=True)
+    withdraw_reason = models.TextField(_("reason for withdrawing"), blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        ordering = ["dataset", "-created_at"]
+        verbose_name = _("open-data release")
+        verbose_name_plural = _("open-data releases")
+
+    def __str__(self) -> str:
+        return f"{self.dataset.slug} v{self.version.number}: {self.title} ({self.status})"
+
+    def lake_dir(self):
+        return settings.CONFIG.lake_dir / self.lake_path
+
+    def data_glob(self) -> str:
+        return f"{self.lake_dir().as_posix()}/part-*.parquet"
