@@ -21,5 +21,9 @@ urlpatterns = [
     path("", include("civicpulse.cases.urls")),
     path("", include("civicpulse.opinion.release_urls")),
     path("opinion/", include("civicpulse.opinion.urls")),
+    path("catalog/", include("civicpulse.catalog.urls")),
+    path("data/", include("civicpulse.catalog.portal_urls")),
+    path("api/3/action/", include("civicpulse.catalog.ckan_urls")),
+    path("api/action/", include("civicpulse.catalog.ckan_urls")),
     path("healthz", web_views.health, name="health"),
 ]
