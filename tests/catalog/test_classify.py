@@ -179,12 +179,35 @@ def test_apply_replaces_stale_tags_and_only_tags_change(register_version):
     version, _ = register_version
     column = version.columns.get(name="Descriptor")
     DatasetColumn.objects.filter(pk=column.pk).update(personal_tags=["name"])
-    profile = DatasetColumn.objects.filter(version=version).values("name", "samples", "null_count")
-    before = list(profile)
+    def profile() -> list[dict]:
+        return list(
+            DatasetColumn.objects.filter(version=version).values(
+                "name", "samples", "min_value", "max_value", "null_count", "personal_tags"
+            )
+        )
+
+    before = {row["name"]: row for row in profile()}
     classify.apply(version)
     column.refresh_from_db()
     assert column.personal_tags == []
-    assert list(profile) == before
+    after = {row["name"]: row for row in profile()}
+    masked = 0
+    for name, row in after.items():
+        if not row["personal_tags"]:  # untouched: an untagged column keeps its profile
+            assert {**row, "personal_tags": []} == {**before[name], "personal_tags": []}
+            continue
+        # a tagged column's profile values were in clear since the load: now masked, and
+        # nothing of the clear values is left
+        assert row["null_count"] == before[name]["null_count"]
+        shown = [*row["samples"], row["min_value"], row["max_value"]]
+        clear = [*before[name]["samples"], before[name]["min_value"], before[name]["max_value"]]
+        assert all("*" in str(v) for v in shown if v), (name, shown)
+        assert not set(shown) & {v for v in clear if v}
+        masked += 1
+    assert masked >= 3
+    again = profile()
+    classify.apply(version)  # masking is once: a second run changes nothing
+    assert profile() == again
 
 
 def test_a_smaller_sample_reads_fewer_values(register_version):

@@ -9,11 +9,13 @@ import json
 import os
 import uuid
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from django.conf import settings
 
 from civicpulse.catalog import loading, services
 from civicpulse.catalog.models import DatasetVersion
@@ -275,7 +277,9 @@ def test_an_excel_sheet_keeps_dates_and_refuses_values_beyond_its_header(new_dat
         "留言时间": "TIMESTAMP WITH TIME ZONE",
     }
     assert version.row_count == len(rows) and version.source_options["sheet"] == "留言"
-    first = dt.datetime.strptime(rows[0][3], "%Y/%m/%d %H:%M:%S").replace(tzinfo=dt.UTC)
+    # a zone-less time in the sheet is the city's clock
+    city = ZoneInfo(settings.CONFIG.time_zone)
+    first = dt.datetime.strptime(rows[0][3], "%Y/%m/%d %H:%M:%S").replace(tzinfo=city)
     stored = (
         duckdb.connect()
         .execute(f"SELECT 留言时间 FROM read_parquet('{version.data_glob()}') LIMIT 1")

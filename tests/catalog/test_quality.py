@@ -13,8 +13,10 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings
 
 from civicpulse.catalog import quality, services
 from civicpulse.catalog.models import (
@@ -28,6 +30,9 @@ from civicpulse.identity.identifiers import make_resident_id
 from tests.support import REPO_ROOT, shared_data
 
 pytestmark = pytest.mark.shared_data
+
+# zone-less times in a department's file are the city's clock
+CITY = ZoneInfo(settings.CONFIG.time_zone)
 
 ATLAS = "311/nyc_311_2019-12-31_atlas.csv"
 BOROUGHS = ["BRONX", "BROOKLYN", "MANHATTAN", "QUEENS", "STATEN ISLAND"]
@@ -132,7 +137,7 @@ def test_scores_per_rule_and_dimension_for_a_clean_and_a_damaged_version(new_dat
     second = _load(dataset, worse)
     created = header.index("created_date")
     newest = max(
-        dt.datetime.fromisoformat(r[created]).replace(tzinfo=dt.UTC) for r in rows if r[created]
+        dt.datetime.fromisoformat(r[created]).replace(tzinfo=CITY) for r in rows if r[created]
     )
     for version, data in ((first, rows), (second, _worse(header, rows))):
         run = quality.latest_run(version)

@@ -290,17 +290,24 @@ def _kinds_and_columns(kinds: list[str], named: Callable[[str], str]) -> str:
 def apply(version: DatasetVersion, *, user=None, sample: int = SAMPLE_VALUES) -> Proposal:
     """Scan ``version``, store each column's tags (replacing earlier ones) and propose a grade.
 
-    Only ``DatasetColumn.personal_tags`` changes; the dataset's grade stays as a person set it.
-    The run is audited with the tags per column (no values)."""
+    ``DatasetColumn.personal_tags`` change, and a tagged column's profile values (samples,
+    smallest, largest) are masked in place: the load kept them in clear before anyone knew they
+    were personal. Masking is one way; the dataset's grade stays as a person set it. The run is
+    audited with the tags per column (no values)."""
     findings = scan_version(version, sample=sample)
     grade, reasons = propose_grade(findings)
     tags = {f.column: list(f.tags) for f in findings}
     with transaction.atomic():
         for column in version.columns.all():
             wanted = tags.get(column.name, [])
+            changed = []
             if column.personal_tags != wanted:
                 column.personal_tags = wanted
-                column.save(update_fields=["personal_tags"])
+                changed.append("personal_tags")
+            if wanted:
+                changed += _mask_profile(column, wanted[0])
+            if changed:
+                column.save(update_fields=changed)
         audit.record(
             user,
             "catalog.personal_data_scanned",
@@ -308,3 +315,19 @@ def apply(version: DatasetVersion, *, user=None, sample: int = SAMPLE_VALUES) ->
             detail={"tags": {k: v for k, v in tags.items() if v}, "proposed_grade": grade},
         )
     return Proposal(grade=str(grade), reasons=reasons, findings=findings)
+
+
+def _mask_profile(column, kind: str) -> list[str]:
+    """Mask the column's profile values as ``kind`` (once: a masked value stays as it is)."""
+    changed = []
+    samples = [v if "*" in str(v) else checks.mask(kind, str(v)) for v in column.samples or []]
+    if samples != (column.samples or []):
+        column.samples = samples
+        changed.append("samples")
+    for name in ("min_value", "max_value"):
+        value = getattr(column, name)
+        if value and "*" not in value:
+            setattr(column, name, checks.mask(kind, value))
+            changed.append(name)
+    return changed
+

@@ -25,7 +25,8 @@ streamed in chunks to temporary Parquet files, typed by their values, and unifie
 
 Types. DuckDB infers CSV types from a sample; when a later value does not fit (a "N/A" deep in a
 number column) the column is read as text and the load tried again, rather than failing a valid
-file. Timestamps without a zone are stored as UTC instants and unsigned integers as signed ones,
+file. Timestamps without a zone are read as the city's local time (``CIVICPULSE_TIME_ZONE``, as the
+case and post importers read them) and stored as UTC instants; unsigned integers as signed ones,
 as everywhere in the lake (see ``lake.parquet``).
 
 All or nothing. A file that does not parse, is not in the encoding given or found, is empty or has
@@ -51,6 +52,7 @@ import re
 import shutil
 import threading
 import uuid
+import zoneinfo
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -334,7 +336,9 @@ def _duckdb() -> duckdb.DuckDBPyConnection:
     spill = settings.CONFIG.data_dir / "duckdb-tmp"
     spill.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(config={"temp_directory": str(spill)})
-    con.execute("SET TimeZone = 'UTC'")
+    # A department's "2024-05-01 09:00" is the city's clock, as the case and post importers
+    # read it: zone-less timestamps become instants in the city's zone (stored as UTC).
+    con.execute(f"SET TimeZone = {_literal(settings.CONFIG.time_zone)}")
     return con
 
 
@@ -348,6 +352,7 @@ def _lake_cast(name: str, typ: str) -> str:
     column = quote_identifier(name)
     upper = typ.upper()
     if upper.startswith("TIMESTAMP") and "TIME ZONE" not in upper:
+        # read in the session's zone, the city's (see _duckdb)
         return f"CAST({column} AS TIMESTAMPTZ) AS {column}"
     if upper in ("UTINYINT", "USMALLINT", "UINTEGER"):
         wider = {"UTINYINT": "SMALLINT", "USMALLINT": "INTEGER", "UINTEGER": "BIGINT"}[upper]
@@ -799,8 +804,8 @@ def _convert(value: Any, kind: str) -> Any:
     if kind == "datetime":
         if not isinstance(value, dt.datetime):
             value = dt.datetime.combine(value, dt.time())
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)  # zone-less times are UTC, as in the lake
+        if value.tzinfo is None:  # zone-less times are the city's clock
+            value = value.replace(tzinfo=zoneinfo.ZoneInfo(settings.CONFIG.time_zone))
         return value.astimezone(dt.UTC)
     return value
 

@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import duckdb
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -289,7 +290,9 @@ def assess(version: DatasetVersion, *, user=None) -> QualityRun:
     con = duckdb.connect()
     measured: list[tuple[QualityRule, _Measure | None, str, dt.datetime]] = []
     try:
-        con.execute("SET TimeZone = 'UTC'")
+        # a DATE column's day is the city's day: it starts at the city's midnight
+        zone = settings.CONFIG.time_zone.replace("'", "''")
+        con.execute(f"SET TimeZone = '{zone}'")
         _register_checks(con)
         con.execute(f"CREATE TEMP VIEW v_data AS SELECT * FROM {_source(version)}")
         for rule in rules:
