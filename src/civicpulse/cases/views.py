@@ -30,6 +30,7 @@ from civicpulse.cases.models import Case, Service
 from civicpulse.cases.workflow import CaseError, Intake
 from civicpulse.core import audit, ratelimit, scoping
 from civicpulse.core.models import Area, Department, Role
+from civicpulse.identity import services as identity
 
 DESK_ROLES = {Role.HOTLINE_OPERATOR, Role.DATA_ADMIN, Role.CITY_LEADER}
 # who may move, transfer, merge or re-route a case (leaders, analysts, auditors and the press
@@ -68,12 +69,11 @@ def _may_act(request: HttpRequest) -> None:
 
 
 def mask_phone(phone: str) -> str:
-    digits = phone.strip()
-    return digits[:3] + "****" + digits[-4:] if len(digits) >= 11 else "****" + digits[-4:]
+    return identity.mask("mobile", phone.strip())
 
 
 def mask_name(name: str) -> str:
-    return (name[:1] + "*" * max(len(name) - 1, 1)) if name else ""
+    return identity.mask("name", name) if name else ""
 
 
 def _filtered(request: HttpRequest, cases):

@@ -38,7 +38,6 @@ version stays current. A load whose checksum equals the current version's raises
 
 from __future__ import annotations
 
-import base64
 import codecs
 import csv
 import datetime as dt
@@ -47,7 +46,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import re
 import shutil
 import threading
@@ -224,36 +222,13 @@ def _publish(staging: Path, slug: str) -> Path:
     for leftover in staging.iterdir():
         if leftover != data:
             shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
-    _fsync(data)
-    created_at = dt.datetime.now(dt.UTC)
-    version_name = f"v-{created_at:%Y%m%dT%H%M%S%f}Z-{uuid.uuid4().hex[:8]}"
-    schema = pq.read_schema(data)
-    meta = {
-        "format": lake_parquet.META_FORMAT,
-        "table": slug,
-        "version": version_name,
-        "created_at": created_at.isoformat(),
-        "partition_by": [],
-        "columns": [[f.name, str(f.type)] for f in schema],
-        "arrow_schema": base64.b64encode(schema.serialize().to_pybytes()).decode(),
-    }
-    with open(staging / lake_parquet.META, "x", encoding="utf-8") as handle:
-        handle.write(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    lake_parquet.fsync_file(data)
+    version_name = lake_parquet.write_meta(staging, slug, pq.read_schema(data))
     lake_parquet.fsync_dir(staging)
     final = staging.parent / version_name
     staging.rename(final)
     lake_parquet.fsync_dir(staging.parent)
     return final
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _record(

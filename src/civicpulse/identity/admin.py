@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from civicpulse.core import audit
+from civicpulse.identity.checks import mask
 from civicpulse.identity.models import Resident
 
 
@@ -17,15 +18,15 @@ class ResidentAdmin(admin.ModelAdmin):
 
     @admin.display(description="name")
     def masked_name(self, obj: Resident) -> str:
-        return obj.name[:1] + "*" * (len(obj.name) - 1)
+        return mask("name", obj.name)
 
     @admin.display(description="resident ID number")
     def masked_id_number(self, obj: Resident) -> str:
-        return f"{obj.id_number[:6]}********{obj.id_number[-4:]}"
+        return mask("resident_id", obj.id_number)
 
     @admin.display(description="mobile")
     def masked_phone(self, obj: Resident) -> str:
-        return f"{obj.phone[:3]}****{obj.phone[-4:]}" if len(obj.phone) >= 11 else "****"
+        return mask("mobile", obj.phone)
 
     def has_add_permission(self, request):
         return False

@@ -128,8 +128,10 @@ def mask(kind: str, value: str) -> str:
         return f"{value[:6]}{'*' * 8}{value[-4:]}"
     if kind == "credit_code" and len(value) == 18:
         return f"{value[:8]}{'*' * 8}{value[-2:]}"
-    if kind == "mobile" and len(value) == 11:
+    if kind == "mobile" and len(value) >= 11:
         return f"{value[:3]}****{value[-4:]}"
+    if kind == "mobile":  # a landline or an extension: only its last four digits
+        return "****" + value[-4:] if len(value) > 4 else "****"
     if kind == "address":  # the area may show, never a house or room number
         return re.sub(r"\d", "*", value[:6]) + "****"
     return value[:1] + "*" * max(len(value) - 1, 2)

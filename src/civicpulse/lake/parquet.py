@@ -317,18 +317,7 @@ def _publish(
             _write_file(part, directory / "part-0.parquet")
             directories.update(directory.parents[i] for i in range(len(segments)))
             directories.add(directory)
-        created_at = dt.datetime.now(dt.UTC)
-        version_name = f"v-{created_at:%Y%m%dT%H%M%S%f}Z-{uuid.uuid4().hex[:8]}"
-        meta = {
-            "format": META_FORMAT,
-            "table": name,
-            "version": version_name,
-            "created_at": created_at.isoformat(),
-            "partition_by": list(partition_by),
-            "columns": [[field.name, str(field.type)] for field in table.schema],
-            "arrow_schema": base64.b64encode(table.schema.serialize().to_pybytes()).decode(),
-        }
-        _write_text(staging / META, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+        version_name = write_meta(staging, name, table.schema, partition_by)
         for directory in sorted(directories, key=lambda p: len(p.parts), reverse=True):
             fsync_dir(directory)
         version_path = table_dir / version_name
@@ -339,6 +328,28 @@ def _publish(
     fsync_dir(table_dir)
     _switch_pointer(table_dir, version_name)
     return _read_version(name, version_path)
+
+
+def write_meta(
+    directory: Path, table: str, schema: pa.Schema, partition_by: Sequence[str] = ()
+) -> str:
+    """Describe a staged version directory in the lake's format (``_version.json``, fsynced)
+    and return the name it must be renamed to (``v-<utc>-<id>``). Every writer of lake
+    versions — the tables here, the catalog's dataset versions — describes them this way, so
+    :meth:`LakeVersion.open` reads them all."""
+    created_at = dt.datetime.now(dt.UTC)
+    version_name = f"v-{created_at:%Y%m%dT%H%M%S%f}Z-{uuid.uuid4().hex[:8]}"
+    meta = {
+        "format": META_FORMAT,
+        "table": table,
+        "version": version_name,
+        "created_at": created_at.isoformat(),
+        "partition_by": list(partition_by),
+        "columns": [[field.name, str(field.type)] for field in schema],
+        "arrow_schema": base64.b64encode(schema.serialize().to_pybytes()).decode(),
+    }
+    _write_text(directory / META, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    return version_name
 
 
 def _switch_pointer(table_dir: Path, version_name: str) -> None:
@@ -395,7 +406,7 @@ def file_lock(path: Path) -> Iterator[None]:
 def _write_file(table: pa.Table, path: Path) -> None:
     """Write one Parquet file and fsync it (the caller renames it into place)."""
     pq.write_table(table, str(path), compression="zstd")
-    _fsync_file(path)
+    fsync_file(path)
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -405,7 +416,8 @@ def _write_text(path: Path, text: str) -> None:
         os.fsync(handle.fileno())
 
 
-def _fsync_file(path: Path) -> None:
+def fsync_file(path: Path) -> None:
+    """Flush a written file to disk before it is renamed into place."""
     fd = os.open(path, os.O_RDWR)
     try:
         os.fsync(fd)
