@@ -263,3 +263,12 @@ def test_grading_rule(tags, grade, named):
     assert [c for c in ("c0", "c1", "c2") if c in said] == named
     if not tags:
         assert reasons == [gettext("no personal data columns found")]
+
+
+def test_a_category_that_looks_like_names_is_not_tagged_but_a_register_of_names_is():
+    categories = ["路灯维修", "路面破损", "高空抛物", "马路积水"] * 50  # surnames 路, 高, 马
+    found = classify.classify_values("事项类型", categories)
+    assert "name" not in found.tags
+    people = [f"{s}{g}" for s in "张王李赵刘陈杨黄周吴" for g in ("伟", "芳", "娜", "敏", "静")]
+    assert "name" in classify.classify_values("联系人", people).tags
+    assert "name" in classify.classify_values("c1", people * 2).tags  # no hint: diverse enough

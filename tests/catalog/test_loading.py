@@ -400,3 +400,18 @@ def test_a_file_name_duckdb_would_read_as_a_pattern_is_refused(new_dataset, tmp_
     with pytest.raises(LoadFailed, match=r"rename the file"):
         services.load_version(dataset, odd, user="test")
     assert dataset.versions.count() == 0
+
+
+def test_codes_with_leading_zeros_stay_text_and_quantities_stay_numbers(new_dataset, tmp_path):
+    path = tmp_path / "codes.csv"
+    rows = [("010010", "01", "7", "2.50"), ("100000", "13", "12", "10.00")] * 30
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows([("postcode", "industry", "count", "price"), *rows])
+    version = _load(new_dataset("codes"), path)
+    types = {c["name"]: c["type"] for c in version.schema}
+    assert types["postcode"] == "VARCHAR" and types["industry"] == "VARCHAR"
+    assert types["count"] == "BIGINT" and types["price"].startswith(("DOUBLE", "DECIMAL"))
+    stored = duckdb.connect().execute(
+        f"SELECT postcode, industry FROM read_parquet('{version.data_glob()}') LIMIT 1"
+    ).fetchone()
+    assert stored == ("010010", "01")

@@ -145,6 +145,9 @@ _CHECKERS = {
 }
 
 
+NAME_DIVERSITY = 0.3  # distinct names per matching value, at least, without a hint
+
+
 def classify_values(column: str, values: Iterable[str]) -> ColumnFinding:
     """Count, for one column's sampled values, how many match each kind; tag by the thresholds."""
     values = list(values)
@@ -153,6 +156,7 @@ def classify_values(column: str, values: Iterable[str]) -> ColumnFinding:
     invalid: dict[str, Counter[str]] = {kind: Counter() for kind in _CHECKERS}
     example: dict[str, str] = {}
     heuristics = {"name": checks.looks_like_person_name, "address": checks.looks_like_address}
+    looked: dict[str, set[str]] = {kind: set() for kind in heuristics}
     for value in values:
         compact = re.sub(r"\s+", "", checks.to_halfwidth(value))
         # A failing 18-digit value counts against resident IDs only, not also credit codes.
@@ -172,8 +176,15 @@ def classify_values(column: str, values: Iterable[str]) -> ColumnFinding:
         for kind, looks in heuristics.items():
             if looks(value):
                 matched[kind] += 1
+                looked[kind].add(value)
                 example.setdefault(kind, checks.mask(kind, checks.normalise(value)))
     total = len(values)
+    # People's names are many; a category ("路灯维修", streetlight repair) that merely looks like
+    # one repeats a few values. Without a hint in the column's name, few distinct matches are
+    # not names.
+    if not hinted["name"] and matched["name"]:
+        if len(looked["name"]) < NAME_DIVERSITY * matched["name"]:
+            matched["name"] = 0
     stats: dict[str, KindStat] = {}
     tags: list[str] = []
     for kind in KINDS:

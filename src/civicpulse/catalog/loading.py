@@ -543,9 +543,12 @@ def _stage_csv(path: Path, target: Path, work: Path, encoding: str, progress: bo
     if fault:
         raise LoadFailed(f"{path}: {fault}")
     compression = "gzip" if files.is_gzip(readable) else "none"
-    types: dict[str, str] = {}
     con = _duckdb()
     try:
+        try:
+            types = _codes_as_text(con, readable, delimiter, compression)
+        except duckdb.Error as exc:  # a broken file: the same report as the load would give
+            raise LoadFailed(_csv_message(path, readable, chosen, delimiter, exc)) from None
         for _attempt in range(MAX_TYPE_RETRIES):
             source = _read_csv_sql(readable, delimiter, compression, types)
             try:
@@ -568,6 +571,35 @@ def _stage_csv(path: Path, target: Path, work: Path, encoding: str, progress: bo
         "gzip": compression == "gzip",
         "text_columns": sorted(types),
     }
+
+
+def _codes_as_text(
+    con: duckdb.DuckDBPyConnection, path: Path, delimiter: str, compression: str
+) -> dict[str, str]:
+    """Columns DuckDB would read as numbers but whose values start with a 0 ("010010", "01"):
+    codes, not quantities (postcodes, industry and division codes), kept as text so that no
+    leading zero is lost. Judged on the rows DuckDB's own sniffer reads (``SNIFF_ROWS``)."""
+    source = _read_csv_sql(path, delimiter, compression, {})
+    numeric = [
+        name
+        for name, typ, *_ in con.execute(f"DESCRIBE {source}").fetchall()
+        if typ.upper() in _NUMBER_TYPES or typ.upper().startswith("DECIMAL")
+    ]
+    if not numeric:
+        return {}
+    text = source.replace("strict_mode=true", "strict_mode=true, all_varchar=true")
+    checks = ", ".join(
+        f"bool_or(regexp_matches({quote_identifier(n)}, '^[+-]?0[0-9]'))" for n in numeric
+    )
+    found = con.execute(f"SELECT {checks} FROM ({text} LIMIT {SNIFF_ROWS})")
+    return {n: "VARCHAR" for n, zero in zip(numeric, found.fetchone(), strict=True) if zero}
+
+
+SNIFF_ROWS = 20_480  # DuckDB's default sample_size
+_NUMBER_TYPES = frozenset(
+    "TINYINT SMALLINT INTEGER BIGINT HUGEINT UTINYINT USMALLINT UINTEGER UBIGINT DOUBLE FLOAT"
+    .split()
+)
 
 
 def _read_csv_sql(path: Path, delimiter: str, compression: str, types: dict[str, str]) -> str:
