@@ -29,6 +29,7 @@ api = NinjaAPI(
     urls_namespace="api-v1",
 )
 api.add_router("/opinion/", opinion_router)
+api.add_router("/catalog/", "civicpulse.catalog.api.router")
 
 
 @api.exception_handler(HttpError)

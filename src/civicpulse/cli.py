@@ -359,6 +359,10 @@ def cmd_catalog(args: argparse.Namespace) -> None:
             print(f"proposed grade: {proposal.grade}")
             for reason in proposal.reasons:
                 print(f"  - {reason}")
+        elif args.action == "standards":
+            _catalog_standards(args, services)
+        elif args.action in ("release", "publish"):
+            _catalog_release(args, services)
         elif args.action == "quality":
             from civicpulse.catalog import quality
 
@@ -376,6 +380,79 @@ def cmd_catalog(args: argparse.Namespace) -> None:
         print(str(exc))
     except (services.CatalogError, services.LoadFailed) as exc:
         raise CommandError(str(exc)) from None
+
+
+def _catalog_standards(args: argparse.Namespace, services) -> None:
+    """``catalog standards seed|elements|map|check``: the data standards (issue 5)."""
+    from civicpulse.catalog import standards
+
+    if args.standards_action == "seed":
+        counts = services.seed_standards(user="cli")
+        print(", ".join(f"{k}: {v}" for k, v in counts.items()))
+    elif args.standards_action == "elements":
+        for e in services.data_elements():
+            rules = [e.data_type]
+            rules += [f"code list {e.code_list.identifier}"] if e.code_list else []
+            rules += [f"check {e.identifier_check}"] if e.identifier_check else []
+            rules += [f"format {e.format}"] if e.format else []
+            rules += [f"at most {e.max_length}"] if e.max_length else []
+            print(f"{e.identifier:15} {e.name_zh} / {e.name_en}: {', '.join(rules)}")
+    elif args.standards_action == "map":
+        mapped = services.map_column(
+            args.slug, args.column, args.element, args.required, user="cli"
+        )
+        required = " (required)" if args.required else ""
+        print(f"{args.slug}.{mapped.mapping.column} → {args.element}{required}")
+        for warning in mapped.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+    else:
+        report = services.check_conformance(args.slug, args.version, user="cli")
+        print(standards.report_text(report))
+
+
+def _catalog_release(args: argparse.Namespace, services) -> None:
+    """``catalog release SLUG ...`` drafts and checks an open-data release; ``catalog publish
+    ID --approver USER`` is the second person's approval and the publication (issue 5)."""
+    from django.contrib.auth import get_user_model
+
+    from civicpulse.catalog import opendata
+    from civicpulse.catalog.models import OpenRelease
+
+    def staff(username: str):
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(f"no user {username!r}")
+        return user
+
+    if args.action == "release":
+        release = services.draft_release(
+            args.slug,
+            columns=args.columns.split(","),
+            quasi_identifiers=(args.qi or "").split(","),
+            no_quasi_identifiers=args.no_qi,
+            k=args.k,
+            title=args.title,
+            title_en=args.title_en or "",
+            notes=args.notes or "",
+            license=args.license,
+            user=staff(args.user),
+        )
+        print(f"release {release.pk} ({release.resource_id}): {release.get_status_display()}")
+        for reason in opendata.explain(release.check_report):
+            print(f"  - {reason}")
+        for combo in release.check_report.get("k_anonymity", {}).get("combinations", []):
+            qis = release.quasi_identifiers
+            values = ", ".join(f"{k}={v}" for k, v in zip(qis, combo["values"], strict=True))
+            print(f"    {combo['rows']:>4} rows: {values}")
+        if release.status == OpenRelease.Status.REFUSED:
+            raise CommandError("refused by the de-identification check")
+        return
+    key = "resource_id" if "-" in args.release else "pk"
+    release = OpenRelease.objects.filter(**{key: args.release}).first()
+    if release is None:
+        raise CommandError(f"no open-data release {args.release}")
+    release = services.approve_and_publish_release(release, staff(args.approver))
+    print(f"release {release.pk} published: /data/{release.dataset.slug}/{release.resource_id}")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -569,9 +646,35 @@ def parser() -> argparse.ArgumentParser:
     )
     a.add_argument("slug")
     a.add_argument("--version", type=int, help="the version's number (default: the current)")
+    a = actions.add_parser("standards", help="data elements, code lists and conformance")
+    standard = a.add_subparsers(dest="standards_action", metavar="STEP", required=True)
+    standard.add_parser("seed", help="write the standard code lists and data elements")
+    standard.add_parser("elements", help="list the data elements")
+    b = standard.add_parser("map", help="map a dataset's column onto a data element")
+    b.add_argument("slug")
+    b.add_argument("column")
+    b.add_argument("element", help="the data element's identifier (see `standards elements`)")
+    b.add_argument("--required", action="store_true", help="an empty value is a violation")
+    b = standard.add_parser("check", help="check a version against the column mappings")
+    b.add_argument("slug")
+    b.add_argument("--version", type=int, help="the version's number (default: the current)")
     a = actions.add_parser("quality", help="measure a version against the quality rules")
     a.add_argument("slug")
     a.add_argument("--version", type=int, help="the version's number (default: the current)")
+    a = actions.add_parser("release", help="draft an open-data release and check it")
+    a.add_argument("slug")
+    a.add_argument("--columns", required=True, help="comma-separated columns to publish")
+    a.add_argument("--qi", help="comma-separated quasi-identifiers (among the columns)")
+    a.add_argument("--no-qi", action="store_true", help="declare there are no quasi-identifiers")
+    a.add_argument("--k", type=int, default=5)
+    a.add_argument("--title", required=True)
+    a.add_argument("--title-en")
+    a.add_argument("--notes")
+    a.add_argument("--license", default="cc-by", choices=["cc-by", "cc-zero", "odc-by", "gov-open"])
+    a.add_argument("--user", required=True, help="who prepares it (a staff username)")
+    a = actions.add_parser("publish", help="approve (a second person) and publish a release")
+    a.add_argument("release", help="the release's number or resource id")
+    a.add_argument("--approver", required=True, help="a data admin or city leader's username")
     s.set_defaults(func=cmd_catalog)
 
     s = sub.add_parser("check", help="check the configuration and the store")

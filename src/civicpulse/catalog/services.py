@@ -211,3 +211,128 @@ def classify(dataset: Dataset | str, number: int | None = None, *, user=None):
         raise CatalogError(f"dataset {dataset.slug!r} has no version yet")
     return classifying.apply(chosen, user=user)
 
+
+# ------------------------------------------------------------------------------ sharing
+# Sharing between departments; the rules are written once in :mod:`catalog.sharing`. Refusals
+# raise ``sharing.SharingError`` (bad input) or its ``sharing.AccessRefused`` (not allowed).
+
+
+def request_dataset(dataset: Dataset | str, *, user, columns, purpose: str, starts_on, ends_on):
+    """Ask, for the user's department, to read columns of another department's dataset."""
+    from civicpulse.catalog import sharing
+
+    if isinstance(dataset, str):
+        dataset = find(dataset)
+    return sharing.request_access(
+        dataset, user=user, columns=columns, purpose=purpose, starts_on=starts_on, ends_on=ends_on
+    )
+
+
+def read_rows(dataset: Dataset | str, *, user, columns=None, filters=None, limit=100, offset=0):
+    """A page of a dataset's current rows as the user's department may see them (audited)."""
+    from civicpulse.catalog import sharing
+
+    if isinstance(dataset, str):
+        dataset = find(dataset)
+    return sharing.read(
+        dataset, user=user, columns=columns, filters=filters, limit=limit, offset=offset
+    )
+
+
+def dataset_usage(dataset: Dataset | str) -> list[dict]:
+    """Reads of a dataset per department per month: reads, rows, last read."""
+    from civicpulse.catalog import sharing
+
+    if isinstance(dataset, str):
+        dataset = find(dataset)
+    return sharing.usage(dataset)
+
+
+# --------------------------------------------------------------------------- data standards
+
+
+def seed_standards(*, user=None) -> dict[str, int]:
+    """Write the standard code lists and data elements (idempotent; see :mod:`.standards`)."""
+    from civicpulse.catalog import standards
+
+    return standards.seed(user=user)
+
+
+def data_elements():
+    from civicpulse.catalog import standards
+
+    return standards.elements()
+
+
+def map_column(dataset: Dataset | str, column: str, element, required: bool = False, *, user=None):
+    """Map a dataset's column onto a data element; ``.warnings`` says what to know (e.g. the
+    current version has no such column yet)."""
+    from civicpulse.catalog import standards
+
+    if isinstance(dataset, str):
+        dataset = find(dataset)
+    try:
+        return standards.map_column(dataset, column, element, required, user=user)
+    except standards.StandardsError as exc:
+        raise CatalogError(str(exc)) from None
+
+
+def check_conformance(dataset: Dataset | str, number: int | None = None, *, user=None):
+    """Check a version (the current one by default) against the dataset's column mappings and
+    store the report (a ConformanceReport)."""
+    from civicpulse.catalog import standards
+
+    if isinstance(dataset, str):
+        dataset = find(dataset)
+    chosen = version(dataset, number) if number is not None else dataset.current_version
+    if chosen is None:
+        raise CatalogError(f"dataset {dataset.slug!r} has no data yet: load a version")
+    try:
+        return standards.check_version(chosen, user=user)
+    except standards.StandardsError as exc:
+        raise CatalogError(str(exc)) from None
+
+
+# ------------------------------------------------------------------------------ open data
+
+
+def draft_release(dataset: Dataset | str, *, check: bool = True, **options):
+    """Prepare an open-data release (see :func:`catalog.opendata.draft` for the options) and,
+    by default, run its de-identification check at once; returns the OpenRelease."""
+    from civicpulse.catalog import opendata
+
+    if isinstance(dataset, str):
+        dataset = find(dataset)
+    try:
+        release = opendata.draft(dataset, **options)
+        if check:
+            opendata.check(release, user=options.get("user"))
+    except opendata.ReleaseError as exc:
+        raise CatalogError(str(exc)) from None
+    return release
+
+
+def approve_and_publish_release(release, user):
+    """The second person's approval of a checked release, and its publication on the portal."""
+    from civicpulse.catalog import opendata
+
+    try:
+        return opendata.publish(opendata.approve(release, user), user)
+    except opendata.ReleaseError as exc:
+        raise CatalogError(str(exc)) from None
+
+
+def published_releases(dataset: Dataset | str | None = None):
+    """The releases the portal serves (of one dataset), newest first: what the CKAN API lists."""
+    from civicpulse.catalog import opendata
+
+    if isinstance(dataset, str):
+        dataset = find(dataset)
+    return opendata.published(dataset)
+
+
+def open_datasets():
+    """Datasets with at least one published release (annotated ``last_published``)."""
+    from civicpulse.catalog import opendata
+
+    return opendata.open_datasets()
