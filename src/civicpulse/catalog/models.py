@@ -707,3 +707,82 @@ class OpenRelease(models.Model):
 
     def data_glob(self) -> str:
         return f"{self.lake_dir().as_posix()}/part-*.parquet"
+
+
+# --------------------------------------------------------------------- lineage and life cycle
+
+
+class LineageNode(models.Model):
+    """Something data flows through: a dataset version, a lake table, a file or database a load
+    read, an open release. ``kind`` + ``ref`` name it (``dataset_version`` + ``"12"``,
+    ``lake_table`` + ``"cases"``, ``source`` + the file name or the URL without its password)."""
+
+    class Kind(models.TextChoices):
+        SOURCE = "source", _("source file or database")
+        DATASET_VERSION = "dataset_version", _("dataset version")
+        LAKE_TABLE = "lake_table", _("lake table")
+        STORE_TABLE = "store_table", _("store table")
+        OPEN_RELEASE = "open_release", _("open-data release")
+
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    ref = models.CharField(_("reference"), max_length=500)
+    label = models.CharField(_("label"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("first seen"), default=timezone.now)
+
+    class Meta:
+        ordering = ["kind", "ref"]
+        verbose_name = _("lineage node")
+        verbose_name_plural = _("lineage nodes")
+        constraints = [models.UniqueConstraint(fields=["kind", "ref"], name="one_lineage_node")]
+
+    def __str__(self) -> str:
+        return self.label or f"{self.kind}:{self.ref}"
+
+
+class LineageEdge(models.Model):
+    """Data of ``source`` went into ``target`` by ``process`` (a job or a command of the
+    platform), at ``at``. Recorded by the platform's own jobs as they run, never typed in."""
+
+    source = models.ForeignKey(LineageNode, on_delete=models.PROTECT, related_name="outputs")
+    target = models.ForeignKey(LineageNode, on_delete=models.PROTECT, related_name="inputs")
+    process = models.CharField(_("process"), max_length=100)  # "catalog.load", "cockpit.refresh"
+    at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)
+    detail = models.JSONField(_("detail"), default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+        verbose_name = _("lineage edge")
+        verbose_name_plural = _("lineage edges")
+
+    def __str__(self) -> str:
+        return f"{self.source} → {self.target} ({self.process})"
+
+
+class RetentionPolicy(models.Model):
+    """How long a dataset's old versions are kept: superseded versions beyond the newest
+    ``keep_versions`` are archived after ``archive_after_days`` and deleted (files removed, the
+    record kept with status ``deleted``) after ``delete_after_days``. The current version is
+    never touched. Applied by a periodic job; every change is audited."""
+
+    dataset = models.OneToOneField(
+        Dataset, on_delete=models.CASCADE, related_name="retention", verbose_name=_("dataset")
+    )
+    keep_versions = models.PositiveIntegerField(_("versions always kept"), default=3)
+    archive_after_days = models.PositiveIntegerField(
+        _("archive superseded versions after (days)"), null=True, blank=True
+    )
+    delete_after_days = models.PositiveIntegerField(
+        _("delete superseded versions after (days)"), null=True, blank=True
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("retention policy")
+        verbose_name_plural = _("retention policies")
+
+    def __str__(self) -> str:
+        return f"{self.dataset.slug}: keep {self.keep_versions}"
