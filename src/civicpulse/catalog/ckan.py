@@ -52,7 +52,7 @@ from django.utils import timezone
 
 from civicpulse.catalog.models import Dataset, DatasetGroup, OpenRelease
 from civicpulse.core.models import Department
-from civicpulse.lake.sql import quote_identifier
+from civicpulse.lake.sql import quote_identifier, quote_literal
 from civicpulse.text.tokenize import NUM, URL, normalize, tokens
 
 CKAN_VERSION = "2.10.0"  # the Action API (version 3) our read actions are compatible with
@@ -946,21 +946,18 @@ def _source(con: duckdb.DuckDBPyConnection, release: OpenRelease) -> tuple[str, 
     ).fetchall()
     base, offsets = 0, []
     for name, rows in counts:
-        offsets.append(f"({_sql_text(name)}, {int(base)})")
+        offsets.append(f"({quote_literal(name)}, {int(base)})")
         base += rows
     return (
         "(SELECT p.* EXCLUDE (filename, file_row_number), "
         "p.file_row_number + o.base + 1 AS _id "
-        f"FROM read_parquet({_sql_text(release.data_glob())}, filename = true, "
+        f"FROM read_parquet({quote_literal(release.data_glob())}, filename = true, "
         "file_row_number = true) AS p "
         f"JOIN (VALUES {', '.join(offsets)}) AS o(f, base) ON p.filename = o.f)",
         [],
     )
 
 
-def _sql_text(value: str) -> str:
-    """A file path of ours as an SQL string literal (quotes doubled)."""
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _where(params: dict, columns: dict[str, str]) -> tuple[str, list]:

@@ -43,7 +43,7 @@ from django.utils.translation import gettext as _
 from civicpulse.catalog.models import Dataset, DatasetVersion
 from civicpulse.core import audit
 from civicpulse.identity import services as checks
-from civicpulse.lake.sql import quote_identifier
+from civicpulse.lake.sql import parquet_scan, quote_identifier
 
 __all__ = [
     "KINDS",
@@ -215,7 +215,7 @@ def classify_values(column: str, values: Iterable[str]) -> ColumnFinding:
 def scan_version(version: DatasetVersion, sample: int = SAMPLE_VALUES) -> list[ColumnFinding]:
     """One finding per column of ``version`` (in column order), from up to ``sample`` non-empty
     values each, drawn by a seeded reservoir sample (the same version gives the same findings)."""
-    glob = version.data_glob().replace("'", "''")
+    source = parquet_scan(version.data_glob())
     findings = []
     con = duckdb.connect()
     try:
@@ -225,7 +225,7 @@ def scan_version(version: DatasetVersion, sample: int = SAMPLE_VALUES) -> list[C
                 continue
             q = quote_identifier(column.name)
             rows = con.execute(
-                f"SELECT CAST({q} AS VARCHAR) FROM read_parquet('{glob}') "
+                f"SELECT CAST({q} AS VARCHAR) FROM {source} "
                 f"WHERE {q} IS NOT NULL AND trim(CAST({q} AS VARCHAR)) <> '' "
                 f"USING SAMPLE reservoir({int(sample)} ROWS) REPEATABLE (7)"
             ).fetchall()

@@ -69,7 +69,7 @@ from django.utils import timezone
 from civicpulse.catalog.models import Dataset, DatasetColumn, DatasetVersion
 from civicpulse.core import audit, files
 from civicpulse.lake import parquet as lake_parquet
-from civicpulse.lake.sql import quote_identifier
+from civicpulse.lake.sql import parquet_scan, quote_identifier, quote_literal
 
 __all__ = ["KINDS", "LoadFailed", "Unchanged", "checksum", "guess_kind", "load", "source_label"]
 
@@ -313,13 +313,9 @@ def _duckdb() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(config={"temp_directory": str(spill)})
     # A department's "2024-05-01 09:00" is the city's clock, as the case and post importers
     # read it: zone-less timestamps become instants in the city's zone (stored as UTC).
-    con.execute(f"SET TimeZone = {_literal(settings.CONFIG.time_zone)}")
+    con.execute(f"SET TimeZone = {quote_literal(settings.CONFIG.time_zone)}")
     return con
 
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _lake_cast(name: str, typ: str) -> str:
@@ -349,7 +345,7 @@ def _copy_to_parquet(
     select = ", ".join(_lake_cast(row[0], row[1]) for row in described)
     _run(
         con,
-        f"COPY (SELECT {select} FROM ({source_sql})) TO {_literal(str(target))} "
+        f"COPY (SELECT {select} FROM ({source_sql})) TO {quote_literal(str(target))} "
         "(FORMAT parquet, COMPRESSION zstd)",
         what,
         progress,
@@ -604,18 +600,18 @@ _NUMBER_TYPES = frozenset(
 
 def _read_csv_sql(path: Path, delimiter: str, compression: str, types: dict[str, str]) -> str:
     options = [
-        f"delim={_literal(delimiter)}",
+        f"delim={quote_literal(delimiter)}",
         "header=true",
         "quote='\"'",
         "escape='\"'",
         "strict_mode=true",
         "encoding='utf-8'",
-        f"compression={_literal(compression)}",
+        f"compression={quote_literal(compression)}",
     ]
     if types:
-        items = ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in types.items())
+        items = ", ".join(f"{quote_literal(k)}: {quote_literal(v)}" for k, v in types.items())
         options.append(f"types={{{items}}}")
-    return f"SELECT * FROM read_csv({_literal(str(path))}, {', '.join(options)})"
+    return f"SELECT * FROM read_csv({quote_literal(str(path))}, {', '.join(options)})"
 
 
 def _csv_message(
@@ -708,8 +704,8 @@ def _stage_json(path: Path, target: Path, work: Path, encoding: str, progress: b
         first = stream.read(4096).decode("utf-8", errors="replace").lstrip("\ufeff").lstrip()
     layout = "array" if first.startswith("[") else "newline_delimited"
     source = (
-        f"SELECT * FROM read_json({_literal(str(readable))}, format={_literal(layout)}, "
-        f"compression={_literal(compression)}, sample_size=-1)"
+        f"SELECT * FROM read_json({quote_literal(str(readable))}, format={quote_literal(layout)}, "
+        f"compression={quote_literal(compression)}, sample_size=-1)"
     )
     con = _duckdb()
     try:
@@ -725,7 +721,7 @@ def _stage_parquet(path: Path, target: Path, progress: bool) -> dict:
     con = _duckdb()
     try:
         _copy_to_parquet(
-            con, f"SELECT * FROM read_parquet({_literal(str(path))})", target, str(path), progress
+            con, f"SELECT * FROM {parquet_scan(str(path))}", target, str(path), progress
         )
     except duckdb.Error as exc:
         raise LoadFailed(f"{path}: not readable as Parquet ({_first_line(exc)})") from None
@@ -874,7 +870,7 @@ class _RowWriter:
         self.flush()
         if not self.chunks:
             raise LoadFailed(f"{what}: has no rows")
-        files_sql = "[" + ", ".join(_literal(str(p)) for p in self.chunks) + "]"
+        files_sql = "[" + ", ".join(quote_literal(str(p)) for p in self.chunks) + "]"
         items = []
         for name, kind, midnight in zip(self.names, self.kinds, self.midnight, strict=True):
             final = _DUCKDB[kind]
@@ -1044,7 +1040,7 @@ _UNORDERED = ("STRUCT", "MAP", "UNION", "BLOB", "JSON")
 def _inspect(data: Path, what: str) -> _Facts:
     con = _duckdb()
     try:
-        relation = f"read_parquet({_literal(str(data))})"
+        relation = f"read_parquet({quote_literal(str(data))})"
         described = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
         columns = [(row[0], row[1]) for row in described]
         aggregates = ["count(*)"]

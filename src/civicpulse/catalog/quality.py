@@ -62,6 +62,7 @@ from civicpulse.catalog.models import (
 )
 from civicpulse.core import audit
 from civicpulse.identity import services as identity_checks
+from civicpulse.lake.sql import parquet_scan
 from civicpulse.lake.sql import quote_identifier as _q
 
 __all__ = [
@@ -294,7 +295,7 @@ def assess(version: DatasetVersion, *, user=None) -> QualityRun:
         zone = settings.CONFIG.time_zone.replace("'", "''")
         con.execute(f"SET TimeZone = '{zone}'")
         _register_checks(con)
-        con.execute(f"CREATE TEMP VIEW v_data AS SELECT * FROM {_source(version)}")
+        con.execute(f"CREATE TEMP VIEW v_data AS SELECT * FROM {parquet_scan(version.data_glob())}")
         for rule in rules:
             try:
                 measure = _measure(con, version, rule)
@@ -412,11 +413,6 @@ def _listing(names: list[str], most: int = 12) -> str:
     more = f", … {len(names) - most} more" if len(names) > most else ""
     return ", ".join(names[:most]) + more
 
-
-
-def _source(version: DatasetVersion) -> str:
-    glob = version.data_glob().replace("'", "''")
-    return f"read_parquet('{glob}')"
 
 
 def _present(column: str) -> str:
@@ -574,7 +570,8 @@ def _consistency(con, rule: QualityRule) -> _Measure:
     values = (
         f"SELECT a.v, a.n, b.v IS NOT NULL AS found FROM ({_distinct_present(column)}) a "
         f"LEFT JOIN (SELECT DISTINCT CAST({_q(other_column)} AS VARCHAR) AS v "
-        f"FROM {_source(reference)} WHERE {_q(other_column)} IS NOT NULL) b ON a.v = b.v"
+        f"FROM {parquet_scan(reference.data_glob())} WHERE {_q(other_column)} IS NOT NULL) b "
+        "ON a.v = b.v"
     )
     return _tally(con, values, "found", [], (column,))
 

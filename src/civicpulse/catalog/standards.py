@@ -64,6 +64,7 @@ from civicpulse.catalog.models import (
 from civicpulse.core import audit
 from civicpulse.core.models import Area
 from civicpulse.identity import services as identity
+from civicpulse.lake.sql import parquet_scan
 from civicpulse.lake.sql import quote_identifier as _q
 
 __all__ = [
@@ -335,8 +336,7 @@ def check_version(version: DatasetVersion, *, user=None) -> ConformanceReport:
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        glob = version.data_glob().replace("'", "''")
-        con.execute(f"CREATE TEMP VIEW v_data AS SELECT * FROM read_parquet('{glob}')")
+        con.execute(f"CREATE TEMP VIEW v_data AS SELECT * FROM {parquet_scan(version.data_glob())}")
         _load_codes(con, {m.element.code_list_id for m in mappings if m.element.code_list_id})
         columns = []
         for m in mappings:

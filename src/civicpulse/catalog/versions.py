@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from civicpulse.catalog.models import DatasetVersion
+from civicpulse.lake.sql import parquet_scan
 from civicpulse.lake.sql import quote_identifier as _q
 
 __all__ = ["CompareFailed", "Comparison", "compare"]
@@ -77,11 +78,6 @@ class Comparison:
 
 
 
-def _source(version: DatasetVersion) -> str:
-    glob = version.data_glob().replace("'", "''")
-    return f"read_parquet('{glob}')"
-
-
 def compare(
     old: DatasetVersion, new: DatasetVersion, key: Sequence[str] | None = None
 ) -> Comparison:
@@ -111,8 +107,8 @@ def compare(
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        con.execute(f"CREATE TEMP VIEW v_old AS SELECT * FROM {_source(old)}")
-        con.execute(f"CREATE TEMP VIEW v_new AS SELECT * FROM {_source(new)}")
+        con.execute(f"CREATE TEMP VIEW v_old AS SELECT * FROM {parquet_scan(old.data_glob())}")
+        con.execute(f"CREATE TEMP VIEW v_new AS SELECT * FROM {parquet_scan(new.data_glob())}")
         # Retyped columns are compared by their text, so 7 and '7' are the same value.
         values = {
             n: (f"CAST({_q(n)} AS VARCHAR)" if n in {r[0] for r in retyped} else _q(n))
