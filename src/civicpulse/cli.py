@@ -363,6 +363,8 @@ def cmd_catalog(args: argparse.Namespace) -> None:
             _catalog_standards(args, services)
         elif args.action in ("release", "publish"):
             _catalog_release(args, services)
+        elif args.action == "retention":
+            _catalog_retention(args, services)
         elif args.action == "quality":
             from civicpulse.catalog import quality
 
@@ -408,6 +410,53 @@ def _catalog_standards(args: argparse.Namespace, services) -> None:
     else:
         report = services.check_conformance(args.slug, args.version, user="cli")
         print(standards.report_text(report))
+
+
+def _catalog_retention(args: argparse.Namespace, services) -> None:
+    """``catalog retention SLUG --keep N ...`` sets a dataset's policy (or shows it, with no
+    option); ``catalog retention apply`` archives and deletes as the policies say."""
+    from civicpulse.catalog.models import RetentionPolicy
+
+    terms = (args.keep, args.archive_after, args.delete_after)
+    if args.target == "apply" and terms == (None, None, None):
+        summary = services.apply_retention(user="cli")
+        for key in ("archived", "deleted"):
+            for item in summary[key]:
+                print(f"{key} {item['dataset']} v{item['version']}")
+        for item in summary["held"]:
+            why = "; ".join(
+                f"{r['code']} {', '.join(map(str, r.get('releases') or r.get('grants')))}"
+                for r in item["reasons"]
+            )
+            print(f"held {item['dataset']} v{item['version']}: {why}")
+        print(
+            f"{summary['datasets']} dataset(s): {len(summary['archived'])} archived, "
+            f"{len(summary['deleted'])} deleted ({summary['freed_bytes']} bytes freed), "
+            f"{len(summary['held'])} held"
+        )
+        return
+    dataset = services.find(args.target)
+    if terms != (None, None, None):
+        if args.keep is None:
+            raise CommandError("give --keep N (the newest versions always kept)")
+        services.set_retention(
+            dataset,
+            keep_versions=args.keep,
+            archive_after_days=args.archive_after,
+            delete_after_days=args.delete_after,
+            user="cli",
+        )
+    policy = RetentionPolicy.objects.filter(dataset=dataset).first()
+    if policy is None:
+        print(f"{dataset.slug}: no retention policy, every version is kept")
+        return
+    def after(days: int | None) -> str:
+        return "never" if days is None else f"after {days} days"
+
+    print(
+        f"{dataset.slug}: keep {policy.keep_versions} newest, archive superseded "
+        f"{after(policy.archive_after_days)}, delete {after(policy.delete_after_days)}"
+    )
 
 
 def _catalog_release(args: argparse.Namespace, services) -> None:
@@ -675,6 +724,13 @@ def parser() -> argparse.ArgumentParser:
     a = actions.add_parser("publish", help="approve (a second person) and publish a release")
     a.add_argument("release", help="the release's number or resource id")
     a.add_argument("--approver", required=True, help="a data admin or city leader's username")
+    a = actions.add_parser(
+        "retention", help="set a dataset's retention policy, or `retention apply` it to all"
+    )
+    a.add_argument("target", metavar="SLUG|apply", help="a dataset to set, or apply to run")
+    a.add_argument("--keep", type=int, help="the newest versions always kept")
+    a.add_argument("--archive-after", type=int, metavar="DAYS", help="after being superseded")
+    a.add_argument("--delete-after", type=int, metavar="DAYS", help="after being superseded")
     s.set_defaults(func=cmd_catalog)
 
     s = sub.add_parser("check", help="check the configuration and the store")

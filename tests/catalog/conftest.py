@@ -34,10 +34,13 @@ def new_dataset(department):
 
 
 @pytest.fixture(autouse=True)
-def english():
-    """The catalog's findings and refusals are checked by their English text; zh-Hans users
-    read the same messages translated."""
+def english(settings, monkeypatch):
+    """The catalog's findings and refusals are checked by their English text, in this process,
+    in its pages (the default language of a request without Accept-Language) and in the
+    commands the tests start; zh-Hans users read the same messages translated."""
     from django.utils import translation
 
+    settings.LANGUAGE_CODE = "en"
+    monkeypatch.setenv("CIVICPULSE_LANGUAGE", "en")
     with translation.override("en"):
         yield

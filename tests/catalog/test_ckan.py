@@ -84,9 +84,12 @@ def publish(
     license: str = "cc-by",
     by=None,
     approver=None,
+    unlisted: tuple[str, ...] = (),
 ) -> OpenRelease:
     """A release of ``version`` as the publish workflow leaves it: its Parquet (only
-    ``columns``) under the lake, the row with its size, rows and checksum."""
+    ``columns``) under the lake, the row with its size, rows and checksum. ``unlisted`` columns
+    are written into the file too but not into ``release.columns``, so that only the API's
+    allow-list of the release's columns keeps them out."""
     dataset = version.dataset
     release = OpenRelease(
         dataset=dataset,
@@ -101,7 +104,7 @@ def publish(
     release.lake_path = f"open/{dataset.slug}/{release.resource_id}"
     target = release.lake_dir()
     target.mkdir(parents=True)
-    select = ", ".join(quote_identifier(c) for c in columns)
+    select = ", ".join(quote_identifier(c) for c in [*columns, *unlisted])
     part = target / "part-0.parquet"
     con = duckdb.connect()
     con.execute(
@@ -447,9 +450,23 @@ def _store(client, **params) -> dict:
     return result(client, "datastore_search", **params)
 
 
+def _with_unlisted_column(open_data) -> str:
+    """A published release whose file also holds ``HIDDEN``, a column the release does not
+    list: only the API's allow-list of the release's columns keeps it out."""
+    version = services.find(open_data["noise"]).current_version
+    release = publish(
+        version, title="Noise, one column too many", columns=OPEN_COLUMNS, unlisted=(HIDDEN,)
+    )
+    with duckdb.connect() as con:
+        described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [release.data_glob()])
+        names = [r[0] for r in described.fetchall()]
+    assert HIDDEN in names  # the premise: the file has it
+    return str(release.resource_id)
+
+
 def test_datastore_search_reads_the_release_rows(client, open_data):
     rows = _csv_rows(shared_data(NYC_100))
-    rid = open_data["noise_resource"]
+    rid = _with_unlisted_column(open_data)
     first = _store(client, resource_id=rid)
     assert first["total"] == len(rows) and first["limit"] == 100 and first["offset"] == 0
     assert first["fields"] == [{"id": "_id", "type": "int"}] + [
@@ -526,13 +543,14 @@ def test_datastore_search_refuses_bad_input_and_unpublished_resources(client, op
     )
     assert err["sort"] == ['field "Nope" not in the resource']
     # a column the release left out is not there to sort, filter, search or return
+    hidden = _with_unlisted_column(open_data)
     for params in (
         {"sort": HIDDEN},
         {"filters": {HIDDEN: "x"}},
         {"fields": HIDDEN},
         {"q": {HIDDEN: "x"}},
     ):
-        error(client, "datastore_search", 409, "Validation Error", resource_id=rid, **params)
+        error(client, "datastore_search", 409, "Validation Error", resource_id=hidden, **params)
     error(
         client,
         "datastore_search",

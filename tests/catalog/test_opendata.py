@@ -221,6 +221,84 @@ def test_resident_ids_are_found_by_the_scan_even_when_nothing_was_tagged(people,
     assert OpenRelease.objects.get(pk=release.pk).status == OpenRelease.Status.REFUSED
 
 
+def _register(people, tmp_path, header, rows):
+    path = tmp_path / "records.csv"
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    dataset = services.register_dataset(
+        f"records-{next(_numbers)}", title="记录", owner=people["owner_dept"]
+    )
+    services.load_version(dataset, path, user=None, progress=False)
+    return services.find(dataset.slug)
+
+
+def _release_of(dataset, people, column):
+    release = opendata.draft(
+        dataset, columns=[column, "街道"], quasi_identifiers=["街道"], title="记录",
+        user=people["staff"],
+    )  # fmt: skip
+    return release, opendata.check(release)
+
+
+def test_a_column_where_most_values_are_not_ids_is_still_refused(people, tmp_path):
+    # 70 valid ID numbers among 100 values: below classify's share for a tag, yet 70 people
+    ids = [make_resident_id("330106", date(1960 + n % 40, 1 + n % 12, 1 + n % 28), n)
+           for n in range(70)]  # fmt: skip
+    rows = [[value, "西溪街道"] for value in ids] + [["无", "西溪街道"]] * 30
+    dataset = _register(people, tmp_path, ["备注", "街道"], rows)
+    # the premise: the sampling scan, with its share of matching values, tags nothing
+    findings = opendata.classify.scan_version(dataset.current_version)
+    assert not any("resident_id" in f.tags for f in findings)
+
+    release, report = _release_of(dataset, people, "备注")
+
+    assert release.status == OpenRelease.Status.REFUSED
+    assert report["direct_identifiers"] == [
+        {"column": "备注", "tags": ["resident_id"], "found_by": "values"}
+    ]
+    [held] = report["identifier_values"]
+    assert held["column"] == "备注" and held["tag"] == "resident_id" and held["values"] == 70
+    assert held["example"] in {f"{v[:6]}********{v[-4:]}" for v in ids}
+    text = str(report) + " ".join(opendata.explain(report))
+    assert "70" in opendata.explain(report)[1] and not any(v in text for v in ids)
+
+
+def test_a_phone_number_inside_free_text_is_refused(people, tmp_path):
+    rows = [["已处理", "西溪街道"]] * 40 + [
+        ["联系人手机13812345678 已处理", "西溪街道"],
+        ["回访电话：+86 139-0000-1111，满意", "西溪街道"],
+    ]
+    dataset = _register(people, tmp_path, ["处理情况", "街道"], rows)
+
+    release, report = _release_of(dataset, people, "处理情况")
+
+    assert release.status == OpenRelease.Status.REFUSED
+    assert report["direct_identifiers"][0]["column"] == "处理情况"
+    assert report["identifier_values"] == [
+        {"column": "处理情况", "tag": "mobile", "values": 2, "example": "138****5678"}
+    ]
+    assert "13812345678" not in str(report)
+
+
+def test_eighteen_digit_order_numbers_failing_the_check_character_pass(people, tmp_path):
+    # shaped like ID numbers (province, birth date, 18 characters) but the check character is
+    # wrong: order numbers, not people
+    orders = []
+    for n in range(60):
+        valid = make_resident_id("330106", date(1980, 1 + n % 12, 1 + n % 28), n)
+        wrong = "0" if valid[-1] != "0" else "1"
+        orders.append(valid[:17] + wrong)
+    rows = [[value, "西溪街道"] for value in orders]
+    dataset = _register(people, tmp_path, ["订单号", "街道"], rows)
+
+    release, report = _release_of(dataset, people, "订单号")
+
+    assert report["identifier_values"] == [] and report["direct_identifiers"] == []
+    assert release.status == OpenRelease.Status.CHECKED
+
+
 def test_no_quasi_identifiers_is_refused_unless_declared(animals, people):
     forgot = _draft(animals, people["admin"], columns=["Status"], quasi_identifiers=[])
     report = opendata.check(forgot)

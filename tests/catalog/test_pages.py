@@ -245,3 +245,26 @@ def test_each_dataset_view_is_audited(client, users, dataset):
     assert entries[-2].detail["values_shown"] is False
     assert entries[-1].detail["compared"] == [1, 2]
     assert client.get("/catalog/no-such-dataset/").status_code == 404
+
+
+def test_violation_examples_are_shown_only_to_those_who_see_values(client, users, dataset):
+    # a validity rule whose violations are the column's own values: "道路保洁", "供水报修", ...
+    rule = quality.define_rule(
+        dataset, "validity", ["事项"], {"allowed": ["路灯维修"]}, name="事项为路灯"
+    )
+    services.assess_quality(dataset, user=None)
+    result = dataset.current_version.quality_runs.latest("run_at").results.get(rule=rule)
+    examples = [e for e in result.examples if e]
+    assert examples and all(e.startswith(tuple(ITEMS)) for e in examples)  # the premise
+
+    def quality_table(user) -> str:
+        client.logout()
+        _login(client, user)
+        page = client.get(f"/catalog/{dataset.slug}/").content.decode()
+        table = re.search(r'<table class="list" id="quality-results">(.*?)</table>', page, re.S)
+        return table.group(1)
+
+    shown = quality_table(users["owner"])
+    assert "事项为路灯" in shown and all(e in shown for e in examples)
+    withheld = quality_table(users["other"])
+    assert "事项为路灯" in withheld and not any(e in withheld for e in examples)

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 
 import duckdb
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -101,6 +102,9 @@ def register(city, tmp_path):
 def _client(user) -> Client:
     client = Client(enforce_csrf_checks=True)
     assert client.login(username=user.username, password=PASSWORD)
+    # pages in English, as the checked texts are; the middleware would otherwise leave the
+    # site's default language active in this thread for the calls that follow
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
     return client
 
 
@@ -299,7 +303,7 @@ def test_an_expired_grant_refuses_reads_with_no_job_run(city, nyc):
     assert sharing.read(nyc, user=city["b"], limit=1).rows
     ShareGrant.objects.filter(pk=grant.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     since = _last_seq()
-    with pytest.raises(sharing.AccessRefused, match="expired"):
+    with pytest.raises(sharing.AccessRefused, match="its grant expired on "):
         sharing.read(nyc, user=city["b"], limit=1)
     assert len(_audited("catalog.share_read_refused", since)) == 1
     assert DatasetRead.objects.filter(dataset=nyc).count() == 1
@@ -317,7 +321,7 @@ def test_a_grant_not_yet_begun_refuses_reads(city, nyc):
         ends_on=timezone.localdate() + timedelta(days=5),
     )
     sharing.approve(share_request, user=city["admin"])  # a data admin may decide
-    with pytest.raises(sharing.AccessRefused):
+    with pytest.raises(sharing.AccessRefused, match="its grant has not begun"):
         sharing.read(nyc, user=city["b"], limit=1)
 
 
@@ -487,3 +491,77 @@ def test_posts_need_the_csrf_token(city, nyc):
     assert revoked.status_code == 403
     grant.refresh_from_db()
     assert grant.revoked_at is None
+
+
+# --------------------------------------------------------------------------- review findings
+
+
+def _ask_for(dataset, user, columns=("Unique Key",)) -> ShareRequest:
+    return sharing.request_access(
+        dataset,
+        user=user,
+        columns=list(columns),
+        purpose="核对",
+        starts_on=timezone.localdate(),
+        ends_on=timezone.localdate() + timedelta(days=10),
+    )
+
+
+def test_nobody_approves_their_own_or_their_departments_request(city, nyc):
+    # a data admin may also ask for their own department: they must not grant themselves
+    b_admin = accounts.create_staff(
+        "share-b-admin", PASSWORD, Role.DATA_ADMIN, department=city["b_dept"]
+    )
+    own = _ask_for(nyc, b_admin)
+    with pytest.raises(sharing.AccessRefused, match="by you or your department"):
+        sharing.approve(own, user=b_admin)
+    own.refresh_from_db()
+    assert own.status == ShareRequest.Status.PENDING
+    sharing.deny(own, user=city["admin"], note="一次一个")
+
+    colleague = _ask_for(nyc, city["b"])  # made by a colleague of the same department
+    with pytest.raises(sharing.AccessRefused, match="by you or your department"):
+        sharing.approve(colleague, user=b_admin)
+    assert not ShareGrant.objects.filter(dataset=nyc).exists()
+    # a data admin outside the requesting department decides it
+    assert sharing.approve(colleague, user=city["admin"]).is_active()
+
+
+def test_offsets_beyond_the_bound_are_refused_not_crashed(city, nyc):
+    _approved(city, nyc, ["Unique Key", "Borough"])
+    for offset in (2**63, 2**62 + 1, 10**30):
+        with pytest.raises(sharing.SharingError, match="offset must be"):
+            sharing.read(nyc, user=city["b"], limit=1, offset=offset)
+    assert sharing.read(nyc, user=city["b"], limit=1, offset=2**62).rows == []
+
+    b = _client(city["b"])
+    api = b.get(f"/api/v1/catalog/datasets/{nyc.slug}/rows", {"offset": str(2**63)})
+    assert api.status_code == 400 and "offset must be" in api.json()["detail"]
+    rows_url = reverse("catalog:sharing-rows", args=[nyc.slug])
+    page = b.get(rows_url, {"page": str(10**30)})
+    assert page.status_code == 400 and "offset must be" in page.content.decode()
+    assert b.get(rows_url, {"page": "2"}).status_code == 200
+
+
+def test_marking_a_dataset_not_shared_stops_pending_and_granted_sharing(city, nyc, register):
+    dataset, _ids, _real = register
+    _approved(city, nyc, ["Unique Key", "Borough"])
+    pending = _ask_for(dataset, city["b"])
+    assert sharing.read(nyc, user=city["b"], limit=1).rows
+    for marked in (nyc, dataset):
+        marked.share_type = Dataset.ShareType.NOT_SHARED
+        marked.save()
+
+    with pytest.raises(sharing.AccessRefused, match="not shared"):
+        sharing.approve(pending, user=city["a"])
+    pending.refresh_from_db()
+    assert pending.status == ShareRequest.Status.PENDING
+    assert not ShareGrant.objects.filter(dataset=dataset).exists()
+
+    since = _last_seq()
+    with pytest.raises(sharing.AccessRefused, match="not shared"):
+        sharing.read(nyc, user=city["b"], limit=1)
+    assert len(_audited("catalog.share_read_refused", since)) == 1
+    page = _client(city["b"]).get(f"/api/v1/catalog/datasets/{nyc.slug}/rows")
+    assert page.status_code == 403
+    assert sharing.read(nyc, user=city["a"], limit=1).rows  # the owner still reads its own

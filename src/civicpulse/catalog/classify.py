@@ -40,7 +40,7 @@ import duckdb
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from civicpulse.catalog.models import Dataset, DatasetVersion
+from civicpulse.catalog.models import Dataset, DatasetColumn, DatasetVersion
 from civicpulse.core import audit
 from civicpulse.identity import services as checks
 from civicpulse.lake.sql import parquet_scan, quote_identifier
@@ -341,4 +341,33 @@ def _mask_profile(column, kind: str) -> list[str]:
             setattr(column, name, checks.mask(kind, value))
             changed.append(name)
     return changed
+
+
+def carry_forward(version: DatasetVersion) -> list[str]:
+    """Give a new version's columns the personal-data tags their same-named columns had in the
+    dataset's earlier versions (and mask their profile values), so a new load is never served
+    in clear while it waits for its own scan. Tags are only ever added here; a scan
+    (:func:`apply`) may later remove one. Returns the names of the columns tagged."""
+    earlier: dict[str, list[str]] = {}
+    for name, tags in (
+        DatasetColumn.objects.filter(
+            version__dataset_id=version.dataset_id, version__number__lt=version.number
+        )
+        .exclude(personal_tags=[])
+        .order_by("version__number")
+        .values_list("name", "personal_tags")
+    ):
+        earlier[name] = list(tags)  # the latest earlier version's tags win
+    tagged = []
+    with transaction.atomic():
+        for column in version.columns.filter(name__in=list(earlier)):
+            wanted = sorted(set(column.personal_tags or []) | set(earlier[column.name]))
+            changed = _mask_profile(column, wanted[0])
+            if wanted != (column.personal_tags or []):
+                column.personal_tags = wanted
+                changed.append("personal_tags")
+            if changed:
+                column.save(update_fields=changed)
+                tagged.append(column.name)
+    return tagged
 

@@ -28,6 +28,15 @@ The check (:func:`check`), on the version's Parquet files:
     enterprise credit register (as ``classify`` grades them); addresses name places, and in
     city records mostly the place of an incident. Both are listed as notes in the report for
     the approver to weigh, and belong among the quasi-identifiers when they are published.
+    The classify scan samples values and tags a column only when most of them match, which is
+    right for grading a dataset but not for publishing it: a remarks column where 70 values
+    of 100 are ID numbers, or free text with a phone number inside, would pass. So the check
+    also reads EVERY published value (:func:`_identifier_values`): DuckDB extracts whatever
+    looks like an ID number or a mainland mobile number anywhere in a value, each distinct
+    candidate is verified once by ``identity.services`` (check character, birth date,
+    prefix), and one valid number in any value makes its column a direct identifier. The
+    report keeps, per column, the number of values holding one and one masked example,
+    never a value itself.
 (b) k-anonymity: DuckDB groups the rows by the quasi-identifiers (an empty value is a value of
     its own); every combination shared by fewer than ``k`` rows is offending. The report keeps
     the number of combinations, of offending ones and of rows in them, and the first
@@ -66,12 +75,13 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from civicpulse.catalog import classify, loading
+from civicpulse.catalog import classify, lineage, loading
 from civicpulse.catalog.models import Dataset, DatasetVersion, OpenRelease
 from civicpulse.core import audit, scoping
 from civicpulse.core.models import Role
+from civicpulse.identity import services as identity
 from civicpulse.lake import parquet as lake_parquet
-from civicpulse.lake.sql import quote_identifier
+from civicpulse.lake.sql import quote_identifier, quote_literal
 
 __all__ = [
     "DEFAULT_K",
@@ -99,6 +109,13 @@ OPEN_DIR = "open"
 DATA_FILE = loading.DATA_FILE
 APPROVER_ROLES = {Role.DATA_ADMIN, Role.CITY_LEADER}
 READABLE_VERSIONS = {DatasetVersion.Status.CURRENT, DatasetVersion.Status.SUPERSEDED}
+# What may be an identifier inside a value: runs of digits (an ID number may end in X, a mobile
+# follow +86), and mobiles written in groups (138-1234-5678). Kept only in the shapes below.
+_CANDIDATES = (r"\+?[0-9]+[Xx]?", r"1[3-9][0-9][ -][0-9]{4}[ -][0-9]{4}")
+_CANDIDATE_SHAPE = (
+    r"[0-9]{17}[0-9Xx]|(\+86|0086)?1[3-9][0-9]{9}|1[3-9][0-9][ -][0-9]{4}[ -][0-9]{4}"
+)
+_UNSCANNED_TYPES = ("bool", "blob", "bytea", "binary", "varbinary")
 
 
 class ReleaseError(Exception):
@@ -308,6 +325,13 @@ def check(release: OpenRelease, *, user=None) -> dict[str, Any]:
                     "checksum": locked.checksum,
                 },
             )
+            if locked.status == OpenRelease.Status.CHECKED:  # its rows are written: lineage
+                lineage.record(
+                    lineage.node_for_version(version),
+                    ("open_release", str(locked.resource_id), locked.title),
+                    "catalog.open_release",
+                    {"rows": locked.row_count, "version": version.number, "release": locked.pk},
+                )
         except BaseException:
             if final is not None:
                 shutil.rmtree(final, ignore_errors=True)
@@ -335,16 +359,25 @@ def _inspect(release: OpenRelease) -> dict[str, Any]:
         "reasons": [],
     }
     tags = _tags(version, release.columns)
+    in_values = _identifier_values(version, release.columns)
+    report["identifier_values"] = [
+        {"column": column, "tag": tag, **counted}
+        for column in release.columns
+        for tag, counted in in_values.get(column, {}).items()
+    ]
     for column in release.columns:
         stored, found = tags[column]
-        direct = [t for t in DIRECT_IDENTIFIERS if t in stored or t in found]
+        held = in_values.get(column, {})
+        direct = [t for t in DIRECT_IDENTIFIERS if t in stored or t in found or t in held]
         if direct:
+            if any(t in stored for t in direct):
+                found_by = "tags"
+            elif any(t in found for t in direct):
+                found_by = "scan"
+            else:
+                found_by = "values"
             report["direct_identifiers"].append(
-                {
-                    "column": column,
-                    "tags": direct,
-                    "found_by": "tags" if any(t in stored for t in direct) else "scan",
-                }
+                {"column": column, "tags": direct, "found_by": found_by}
             )
         noted = [t for t in NOTED_TAGS if t in stored or t in found]
         if noted:
@@ -377,6 +410,59 @@ def _tags(version: DatasetVersion, columns: Sequence[str]) -> dict[str, tuple[li
     stored = dict(version.columns.filter(name__in=columns).values_list("name", "personal_tags"))
     found = {f.column: list(f.tags) for f in classify.scan_version(version)}
     return {c: (list(stored.get(c) or []), found.get(c, [])) for c in columns}
+
+
+def _identifier_values(
+    version: DatasetVersion, columns: Sequence[str]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """For each published column holding a valid resident ID or mobile number anywhere in any
+    of its values: ``{tag: {"values": <values holding one>, "example": <masked>}}``.
+
+    Every row is read (no sample, no share of matching values): one number is one person. The
+    candidates are found by DuckDB; each distinct one is checked once here, by the identity
+    app, so an 18-digit order number failing the check character is not an ID number."""
+    types = dict(version.columns.filter(name__in=columns).values_list("name", "type"))
+    scanned = [c for c in columns if not (types.get(c) or "").lower().startswith(_UNSCANNED_TYPES)]
+    if not scanned:
+        return {}
+    source = f"read_parquet({quote_literal(version.data_glob())})"
+    extracted = " || ".join(f"regexp_extract_all(v, {quote_literal(p)})" for p in _CANDIDATES)
+    con = duckdb.connect()
+    try:
+        con.execute("CREATE TEMP TABLE candidates (col INTEGER, rid BIGINT, token VARCHAR)")
+        for index, column in enumerate(scanned):
+            con.execute(
+                f"INSERT INTO candidates SELECT {index}, rid, token FROM ("
+                f"SELECT rid, unnest({extracted}) AS token FROM ("
+                f"SELECT row_number() OVER () AS rid, CAST({quote_identifier(column)} AS VARCHAR)"
+                f" AS v FROM {source}) WHERE v IS NOT NULL) "
+                f"WHERE regexp_full_match(token, {quote_literal(_CANDIDATE_SHAPE)})"
+            )
+        valid: dict[str, tuple[str, str]] = {}
+        for (token,) in con.execute("SELECT DISTINCT token FROM candidates").fetchall():
+            if len(token) == 18 and token[:17].isdigit():
+                tag, result = "resident_id", identity.check_resident_id(token)
+            else:
+                tag, result = "mobile", identity.check_mobile(token)
+            if result.valid:
+                valid[token] = (tag, result.value)
+        if not valid:
+            return {}
+        con.execute("CREATE TEMP TABLE valid (token VARCHAR, tag VARCHAR)")
+        con.executemany("INSERT INTO valid VALUES (?, ?)", [(t, v[0]) for t, v in valid.items()])
+        counted = con.execute(
+            "SELECT col, tag, count(DISTINCT rid), min(token) FROM candidates "
+            "JOIN valid USING (token) GROUP BY col, tag ORDER BY col, tag"
+        ).fetchall()
+    finally:
+        con.close()
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    for index, tag, values, example in counted:
+        found.setdefault(scanned[index], {})[tag] = {
+            "values": int(values),
+            "example": identity.mask(tag, valid[example][1]),
+        }
+    return found
 
 
 def _k_anonymity(
@@ -459,6 +545,18 @@ def explain(report: dict[str, Any]) -> list[str]:
                 _("Direct identifiers among the published columns: %(cols)s. Leave them out.")
                 % {"cols": ", ".join(reason.get("columns", []))}
             )
+            for held in report.get("identifier_values", []):
+                sentences.append(
+                    _("%(count)s values of %(col)s hold %(kind)s (e.g. %(example)s).")
+                    % {
+                        "count": held["values"],
+                        "col": held["column"],
+                        "kind": _("resident ID numbers")
+                        if held["tag"] == "resident_id"
+                        else _("mobile numbers"),
+                        "example": held["example"],
+                    }
+                )
         elif code == "k_anonymity":
             ka = report.get("k_anonymity", {})
             sentences.append(

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
+from civicpulse.catalog import classify as classifying
 from civicpulse.catalog import loading, quality, versions
 from civicpulse.catalog.models import SLUG_PATTERN, Dataset, DatasetVersion
 from civicpulse.core import audit
@@ -130,6 +131,9 @@ def load_version(dataset: Dataset | str, source: str | Path, **options) -> Datas
     if isinstance(dataset, str):
         dataset = find(dataset)
     loaded = loading.load(dataset, source, **options)
+    # before anything reads it: what earlier versions knew to be personal stays masked
+    classifying.carry_forward(loaded)
+    _record_load_lineage(loaded)
     if dataset.quality_rules.filter(active=True).exists():  # each load is measured
         try:
             quality.assess(loaded, user=options.get("user"))
@@ -139,6 +143,25 @@ def load_version(dataset: Dataset | str, source: str | Path, **options) -> Datas
                 "quality %s` again", dataset.slug, loaded.number, dataset.slug,
             )
     return loaded
+
+
+def _record_load_lineage(loaded: DatasetVersion) -> None:
+    """The source a load read → the version it made (the label never holds a password)."""
+    from civicpulse.catalog import lineage
+
+    name = loaded.source_name
+    label = name if loaded.source_kind == DatasetVersion.Kind.SQL else Path(name).name
+    try:
+        lineage.record(
+            ("source", name, label),
+            lineage.node_for_version(loaded),
+            "catalog.load",
+            {"rows": loaded.row_count, "version": loaded.number, "kind": loaded.source_kind},
+        )
+    except Exception:  # the version is loaded and current: a lost edge must not undo that
+        logger.exception(
+            "lineage of %s version %s not recorded", loaded.dataset.slug, loaded.number
+        )
 
 
 def versions_of(dataset: Dataset | str) -> QuerySet[DatasetVersion]:
@@ -202,8 +225,6 @@ def assess_quality(
 def classify(dataset: Dataset | str, number: int | None = None, *, user=None):
     """Find the personal-data columns of a version (the current one by default), tag them and
     propose the dataset's grade; the grade itself is set by a person (see :mod:`.classify`)."""
-    from civicpulse.catalog import classify as classifying
-
     if isinstance(dataset, str):
         dataset = find(dataset)
     chosen = version(dataset, number) if number is not None else dataset.current_version
@@ -336,3 +357,149 @@ def open_datasets():
     from civicpulse.catalog import opendata
 
     return opendata.open_datasets()
+
+
+# ------------------------------------------------------------------------------ demo
+# Steps the demo city's data hub takes (and a page or the CLI may take later) that had no
+# service yet: defining a quality rule, a person grading a dataset, deciding a share request,
+# and theme groups for the portal.
+
+
+def define_quality_rule(
+    dataset: Dataset | str,
+    dimension: str,
+    columns: Sequence[str] | str = (),
+    parameters: dict | None = None,
+    *,
+    name: str = "",
+    weight: float = 1.0,
+    threshold: float = 0.95,
+    user=None,
+):
+    """Add a quality rule to a dataset (see :func:`catalog.quality.define_rule`)."""
+    if isinstance(dataset, str):
+        dataset = find(dataset)
+    try:
+        return quality.define_rule(
+            dataset, dimension, columns, parameters,
+            name=name, weight=weight, threshold=threshold, user=user,
+        )  # fmt: skip
+    except quality.QualityError as exc:
+        raise CatalogError(str(exc)) from None
+
+
+def set_grade(dataset: Dataset | str, grade: str, *, user, reason: str = "") -> Dataset:
+    """A person grades a dataset (classification only proposes): the owner department's staff
+    or a data admin, audited with the old and new grade. Sharing masks by the new grade at the
+    next read."""
+    from civicpulse.catalog import sharing
+
+    if isinstance(dataset, str):
+        dataset = find(dataset)
+    if grade not in Dataset.Grade.values:
+        raise CatalogError(f"unknown grade {grade!r}: use one of {', '.join(Dataset.Grade.values)}")
+    if not sharing.can_decide(user, dataset):
+        raise CatalogError(
+            f"only staff of {dataset.owner.code} (the owner) or a data admin grade {dataset.slug!r}"
+        )
+    with transaction.atomic():
+        before = dataset.grade
+        dataset.grade = grade
+        dataset.save(update_fields=["grade", "updated_at"])
+        audit.record(
+            user,
+            "catalog.dataset_graded",
+            dataset,
+            detail={"from": before, "to": grade, "reason": (reason or "")[:2000]},
+        )
+    return dataset
+
+
+def approve_share_request(share_request, *, user, columns=None, note: str = ""):
+    """The owner's (or a data admin's) approval of a pending request; returns the ShareGrant
+    (see :func:`catalog.sharing.approve`)."""
+    from civicpulse.catalog import sharing
+
+    return sharing.approve(share_request, user=user, columns=columns, note=note)
+
+
+def group_datasets(
+    name: str, *, title: str, title_en: str = "", description: str = "", datasets=(), user=None
+):
+    """Make (or update) a theme group of the portal and add datasets to it; returns the
+    DatasetGroup. Datasets already in the group stay."""
+    from civicpulse.catalog.models import DatasetGroup
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", name or ""):
+        raise CatalogError(f"group name {name!r} must be 1-64 lowercase letters, digits, - or _")
+    if not (title or "").strip():
+        raise CatalogError("a group needs a title")
+    members = [find(d) if isinstance(d, str) else d for d in datasets]
+    with transaction.atomic():
+        group, _created = DatasetGroup.objects.update_or_create(
+            name=name,
+            defaults={"title": title.strip(), "title_en": title_en.strip(),
+                      "description": description},
+        )  # fmt: skip
+        group.datasets.add(*members)
+        audit.record(
+            user, "catalog.group_saved", group, detail={"datasets": [d.slug for d in members]}
+        )
+    return group
+
+
+# --------------------------------------------------------------------- lineage and life cycle
+# Lineage is recorded by the jobs that move data (see :mod:`catalog.lineage`); retention
+# archives and deletes old versions as each dataset's policy says (:mod:`catalog.retention`).
+
+
+def record_lineage(source: tuple, target: tuple, process: str, detail: dict | None = None):
+    """Record that data of ``source`` went into ``target`` by ``process`` (a job's name); each
+    end is ``(kind, ref, label)`` of :class:`LineageNode`. Keep ``detail`` to counts and
+    numbers: never personal data. Returns the LineageEdge."""
+    from civicpulse.catalog import lineage
+
+    return lineage.record(source, target, process, detail)
+
+
+def lineage_of(dataset: Dataset | str):
+    """The lineage around a dataset's versions: ``.nodes`` and ``.links`` (a Graph)."""
+    from civicpulse.catalog import lineage
+
+    if isinstance(dataset, str):
+        dataset = find(dataset)
+    return lineage.graph_for(dataset)
+
+
+def set_retention(
+    dataset: Dataset | str,
+    *,
+    keep_versions: int,
+    archive_after_days: int | None = None,
+    delete_after_days: int | None = None,
+    user=None,
+):
+    """Set how long the dataset's superseded versions are kept (a RetentionPolicy)."""
+    from civicpulse.catalog import retention
+
+    if isinstance(dataset, str):
+        dataset = find(dataset)
+    try:
+        return retention.set_policy(
+            dataset,
+            keep_versions=keep_versions,
+            archive_after_days=archive_after_days,
+            delete_after_days=delete_after_days,
+            user=user,
+        )
+    except retention.RetentionError as exc:
+        raise CatalogError(str(exc)) from None
+
+
+def apply_retention(now=None, *, dataset: Dataset | str | None = None, user=None) -> dict:
+    """Archive and delete old versions as the policies say; the summary of what was done."""
+    from civicpulse.catalog import retention
+
+    if isinstance(dataset, str):
+        dataset = find(dataset)
+    return retention.apply(now, dataset=dataset, user=user)

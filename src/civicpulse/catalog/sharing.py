@@ -16,10 +16,15 @@ Who
     * A department never needs a grant for its own datasets: it reads them directly, unmasked
       (the data is its own), and a request for one is refused as pointless.
     * Only staff of the owner department, or a data admin (数据局, who runs the hub), decide a
-      request or revoke a grant.
+      request or revoke a grant. Nobody approves a request they made or one made by their own
+      department: a data admin may also ask for their department, and would otherwise grant
+      themselves.
     * A data admin *decides* but does not *read* by office: reading needs a department that owns
       the dataset or holds a grant, like everyone else (least privilege; superusers included).
     * 不予共享 (``not_shared``) datasets cannot be requested at all: a clear refusal, audited.
+      Marking a dataset not shared also ends sharing already under way: a pending request can
+      no longer be approved, and earlier grants are not honoured for reading (they stay
+      stored, so marking it shareable again restores them; revoke them to end them for good).
     * 无条件共享 (``unconditional``) requests are approved automatically when submitted: the
       request, the grant and the automatic decision are all stored and audited, and masking by
       grade still applies. The request still names its columns, purpose and period, so the
@@ -48,11 +53,14 @@ Deciding
 Reading (:func:`read`)
     * A grant counts only while it is active: not revoked, and ``starts_at`` ≤ now <
       ``expires_at``. Expiry is checked against the clock at every read and never relies on a
-      job having run.
+      job having run. A refusal says which state the department's latest grant is in (expired,
+      revoked, not yet begun), so the reader knows whether to wait or ask again.
     * Only granted columns are read; asking for another column is refused with the column names
       and audited as a refused read; so is a read with no active grant.
     * DuckDB reads the current version's Parquet; columns are quoted identifiers, filter values
-      and paging are bound parameters; at most ``MAX_LIMIT`` rows a page.
+      and paging are bound parameters; at most ``MAX_LIMIT`` rows a page, and an offset of at
+      most ``MAX_OFFSET`` (DuckDB's OFFSET is a signed 64-bit number: a larger one would fail
+      inside the query instead of as a clear refusal).
     * Rows are read by department staff (and data admins) of a department that owns the dataset
       or holds a grant; other roles are refused (audited) whatever their department.
     * Every read that returns rows writes a :class:`DatasetRead` (rows, columns, channel) and an
@@ -108,6 +116,7 @@ MAX_PURPOSE = 2000
 MAX_NOTE = 2000
 MAX_DAYS = 366
 MAX_LIMIT = 1000
+MAX_OFFSET = 2**62
 MASKED_GRADES = {Dataset.Grade.CORE, Dataset.Grade.IMPORTANT}
 REQUESTER_ROLES = {Role.DEPARTMENT_STAFF, Role.DATA_ADMIN}
 
@@ -343,6 +352,18 @@ def approve(
     with transaction.atomic():
         share_request = ShareRequest.objects.select_for_update().get(pk=share_request.pk)
         _pending(share_request)
+        decider_department = department_of(user)
+        if share_request.requested_by_id == getattr(user, "pk", None) or (
+            decider_department is not None and decider_department.pk == share_request.department_id
+        ):
+            raise AccessRefused(
+                f"request {share_request.pk} was made by you or your department: someone "
+                "outside the requesting department approves it"
+            )
+        if share_request.dataset.share_type == Dataset.ShareType.NOT_SHARED:
+            raise AccessRefused(
+                f"{share_request.dataset.slug!r} is now not shared (不予共享): deny the request"
+            )
         chosen = share_request.columns if columns is None else list(columns)
         chosen = _clean_columns(chosen, share_request.columns, "to grant from the request")
         if share_request.ends_on < _city_today():
@@ -452,6 +473,27 @@ def _refuse(user, dataset: Dataset, department, reason: str, **detail) -> Access
     return AccessRefused(reason)
 
 
+def _no_grant(dataset: Dataset, department: Department | None) -> str:
+    """Why the department cannot read: its latest grant's state, or that it has none."""
+    held = f"your department holds no active grant to read {dataset.slug!r}"
+    latest = (
+        ShareGrant.objects.filter(dataset=dataset, department=department)
+        .order_by("-expires_at")
+        .first()
+        if department is not None
+        else None
+    )
+    if latest is None:
+        return f"{held} (none was given): request it"
+    if latest.revoked_at is not None:
+        state = f"was revoked on {timezone.localtime(latest.revoked_at):%Y-%m-%d}"
+    elif latest.expires_at <= timezone.now():
+        state = f"expired on {timezone.localtime(latest.expires_at):%Y-%m-%d %H:%M}"
+    else:
+        state = f"has not begun: it starts on {timezone.localtime(latest.starts_at):%Y-%m-%d}"
+    return f"{held}: its grant {state}; request it again if need be"
+
+
 def _plain(value):
     """A value as JSON and templates show it."""
     if isinstance(value, dt.datetime | dt.date | dt.time):
@@ -479,8 +521,8 @@ def read(
     for bad paging or a dataset with no data."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise SharingError(f"limit must be a whole number from 1 to {MAX_LIMIT}, not {limit!r}")
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise SharingError(f"offset must be a whole number ≥ 0, not {offset!r}")
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
+        raise SharingError(f"offset must be a whole number from 0 to {MAX_OFFSET}, not {offset!r}")
     if channel not in DatasetRead.Channel.values:
         raise SharingError(f"unknown channel {channel!r}")
     version: DatasetVersion | None = dataset.current_version
@@ -499,15 +541,17 @@ def read(
     if department is not None and department.pk == dataset.owner_id:
         allowed, masking = present, {}
     else:
-        grant = active_grant(dataset, department)
-        if grant is None:
+        if dataset.share_type == Dataset.ShareType.NOT_SHARED:
             raise _refuse(
                 user,
                 dataset,
                 department,
-                f"your department holds no active grant to read {dataset.slug!r} (none was "
-                "given, or it expired or was revoked): request it",
+                f"{dataset.slug!r} is not shared (不予共享): its owner no longer shares it, "
+                "earlier grants included",
             )
+        grant = active_grant(dataset, department)
+        if grant is None:
+            raise _refuse(user, dataset, department, _no_grant(dataset, department))
         allowed = [c for c in present if c in grant.columns]
         masking = {**grant.masking, **masking_for(dataset, allowed, version)}
         masking = {c: k for c, k in masking.items() if c in allowed}

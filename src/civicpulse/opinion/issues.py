@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from civicpulse.cases import services as cases
+from civicpulse.catalog import services as catalog
 from civicpulse.core import analytics
 from civicpulse.core.models import Area
 from civicpulse.opinion import posts, warnings, watch
@@ -76,6 +77,9 @@ def refresh(now: datetime | None = None, window: timedelta = WINDOW) -> dict:
         assignments.extend((k, issue.pk) for k in keys)
     # membership first: an issue's daily series (its burst score) includes this window
     _append_membership(assignments, frame, now)
+    if assignments:  # once per run: posts → their issues
+        lineage = ("lake_table", posts.TABLE, posts.TABLE), ("lake_table", MEMBERSHIP, MEMBERSHIP)
+        catalog.record_lineage(*lineage, "opinion.hot_issues", {"rows": len(assignments)})
     table = issue_table(now)
     elapsed = watch.day_elapsed(now)
     for issue, rows, in_cases in saved:

@@ -230,6 +230,9 @@ def catalog_dataset(request: HttpRequest, slug: str) -> HttpResponse:
     history = quality.history(dataset)
     run = quality.latest_run(dataset.current_version) if dataset.current_version else None
     results = list(run.results.order_by("rule_id")) if run else []
+    if not allowed:  # violation examples are the column's values: shown as samples are
+        for result in results:
+            result.examples = []
     compare_form, compared = _compare(dataset, request, versions)
     audit.record(
         request.user,
@@ -257,5 +260,7 @@ def catalog_dataset(request: HttpRequest, slug: str) -> HttpResponse:
             "results": results,
             "compare_form": compare_form,
             "compared": compared,
+            "lineage": services.lineage_of(dataset),
+            "retention": getattr(dataset, "retention", None),
         },
     )
