@@ -18,6 +18,7 @@ from civicpulse.core import accounts, audit
 from civicpulse.core.areas import AreaRecord, save_tree
 from civicpulse.core.models import Area, Department, Role
 from civicpulse.core.queue import StoreQueue, Worker
+from civicpulse.demo import catalog as data_hub
 from civicpulse.demo.generator import SIZES, DemoCity
 from civicpulse.enterprise.models import Enterprise
 from civicpulse.identity.models import Resident
@@ -269,7 +270,7 @@ def build(
         call_command("flush", interactive=False, verbosity=0)
     city = DemoCity(seed=seed, size=size, end=end)
     n = SIZES[size]
-    total = len(city.areas) + n.residents + n.enterprises + n.cases + n.posts
+    total = len(city.areas) + n.residents + n.enterprises + n.cases + n.posts + data_hub.STEPS
     with tqdm(
         total=total, desc=f"demo city ({size})", unit=" records", disable=quiet, smoothing=0.1
     ) as bar:
@@ -280,6 +281,7 @@ def build(
             _store_cases(city, areas, bar)
             _staff(Area.objects.get(level="city"))
         _store_posts(city, bar)
+        data_hub.build(city, bar)  # the departments' datasets in the catalog
     audit.record(
         "system",
         "demo.build",
