@@ -255,6 +255,43 @@ def test_the_same_rows_have_the_same_checksum_in_every_format(new_dataset, tmp_p
     assert _load(new_dataset("fmt"), reordered).checksum != versions["parquet"].checksum
 
 
+def test_the_checksum_taken_while_writing_is_the_checksum_of_the_written_file(
+    new_dataset, tmp_path
+):
+    """The loader hashes the rows as it writes them, not by reading its file back: for real
+    files (one past the checksum's 131,072-row batches, one read as GB18030, one gzip'd, a JSON
+    Lines file DuckDB hands over in uneven batches) that digest must be ``checksum`` of the
+    file written, and of the same rows written by DuckDB's own COPY (as loads wrote them
+    before), row groups of another size and all."""
+    la = shared_data(LA_2020)
+    past_a_batch = tmp_path / "la-140k.csv"
+    con = duckdb.connect()
+    con.execute(
+        f"COPY (SELECT s.* FROM range(14) AS r(k), read_csv('{la}', all_varchar = true) AS s "
+        f"ORDER BY k) TO '{past_a_batch}' (FORMAT csv, HEADER true)"
+    )
+    names, records = _boston_records()
+    jsonl = _write_all_formats(tmp_path, names, records)["jsonl"]
+    sources = [shared_data(BOSTON_100), shared_data(TIPDM), la, past_a_batch, jsonl]
+    versions = {}
+    for source in sources:
+        version = versions[source] = _load(new_dataset("sum"), source)
+        data = version.lake_dir() / loading.DATA_FILE
+        assert version.checksum == loading.checksum(data), source
+        by_duckdb = tmp_path / "by-duckdb.parquet"
+        con.execute(
+            f"COPY (SELECT * FROM read_parquet('{data}')) TO '{by_duckdb}' "
+            "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 100000)"
+        )
+        assert loading.checksum(by_duckdb) == version.checksum, source
+    con.close()
+    assert versions[jsonl].row_count == len(records)
+    assert versions[past_a_batch].row_count == 14 * versions[la].row_count > loading.HASH_ROWS
+    written = pq.ParquetFile(versions[past_a_batch].lake_dir() / loading.DATA_FILE).metadata
+    assert written.row_group(0).num_rows == loading.HASH_ROWS  # written in the hashed batches
+    assert len({v.checksum for v in versions.values()}) == len(sources)
+
+
 def test_an_excel_sheet_keeps_dates_and_refuses_values_beyond_its_header(new_dataset, tmp_path):
     from openpyxl import Workbook
 

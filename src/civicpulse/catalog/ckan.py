@@ -37,8 +37,10 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import os
 import re
 import shlex
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -793,23 +795,75 @@ def _json_value(value):
     return value
 
 
-def _columns(con: duckdb.DuckDBPyConnection, release: OpenRelease) -> dict[str, str]:
-    """The release's published columns and their DuckDB types, in file order."""
+@dataclass(frozen=True)
+class _Layout:
+    """What a release's files hold, found once: a published release's files are written once
+    and never rewritten, so this is kept (per process) for as long as they stay the same files
+    (same names, sizes and modification times), instead of asking DuckDB on every request."""
+
+    described: tuple[tuple[str, str], ...]  # every column of the files and its DuckDB type
+    source: str  # the rows with their _id, as SQL binding ``params``
+    params: tuple
+    id_expr: str  # the SQL for _id in a WHERE clause
+    id_order: str  # and in an ORDER BY (ordering by the row number itself is ~4x faster)
+
+
+_LAYOUTS: dict[tuple, _Layout] = {}
+_LAYOUTS_KEPT = 64
+_duckdb_lock = threading.Lock()
+_duckdb_shared: dict[int, duckdb.DuckDBPyConnection] = {}  # by process id (gunicorn forks)
+
+
+def _cursor() -> duckdb.DuckDBPyConnection:
+    """A cursor on this process's in-memory DuckDB: opening a database costs ~14 ms, a cursor
+    on an open one nothing; each request (each thread) has its own cursor."""
+    with _duckdb_lock:
+        con = _duckdb_shared.get(os.getpid())
+        if con is None:
+            con = _duckdb_shared[os.getpid()] = duckdb.connect()
+        return con.cursor()
+
+
+def _files_key(release: OpenRelease) -> tuple:
+    directory = release.lake_dir()
     try:
-        described = con.execute(
-            "DESCRIBE SELECT * FROM read_parquet(?)", [release.data_glob()]
-        ).fetchall()
-    except duckdb.Error:
-        raise NotFound("Resource data is not available.") from None
+        found = sorted(p for p in directory.iterdir() if re.fullmatch(r"part-.*\.parquet", p.name))
+        return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in found)
+    except OSError:
+        return ()
+
+
+def _layout(con: duckdb.DuckDBPyConnection, release: OpenRelease) -> _Layout:
+    files = _files_key(release)
+    if not files:
+        raise NotFound("Resource data is not available.")
+    key = (str(release.resource_id), release.checksum, release.lake_path, files)
+    layout = _LAYOUTS.get(key)
+    if layout is None:
+        try:
+            described = con.execute(
+                "DESCRIBE SELECT * FROM read_parquet(?)", [release.data_glob()]
+            ).fetchall()
+            layout = _source(con, release, tuple((row[0], row[1]) for row in described), files)
+        except duckdb.Error:
+            raise NotFound("Resource data is not available.") from None
+        if len(_LAYOUTS) >= _LAYOUTS_KEPT:
+            _LAYOUTS.clear()
+        _LAYOUTS[key] = layout
+    return layout
+
+
+def _columns(layout: _Layout, release: OpenRelease) -> dict[str, str]:
+    """The release's published columns and their DuckDB types, in file order."""
     allowed = set(release.columns or [])
-    return {name: typ for name, typ, *_ in described if not allowed or name in allowed}
+    return {name: typ for name, typ in layout.described if not allowed or name in allowed}
 
 
 def _as_list(value) -> list:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
-def _sort_clause(sort, columns: dict[str, str]) -> tuple[str, list[str]]:
+def _sort_clause(sort, columns: dict[str, str], id_order: str) -> tuple[str, list[str]]:
     if isinstance(sort, list):
         items = [str(s) for s in sort]
     else:
@@ -833,7 +887,8 @@ def _sort_clause(sort, columns: dict[str, str]) -> tuple[str, list[str]]:
                 f'sort: field "{item}" not in the resource',
                 sort=[f'field "{item}" not in the resource'],
             )
-        parts.append(f"{quote_identifier(item)} {direction}")
+        column = id_order if item == "_id" else quote_identifier(item)
+        parts.append(f"{column} {direction}")
     return ", ".join(parts), items
 
 
@@ -858,10 +913,11 @@ def datastore_search(params: dict) -> dict:
             records_format=["only 'objects' is supported"],
         )
 
-    con = duckdb.connect()
+    con = _cursor()
     try:
-        columns = _columns(con, release)
-        where, values = _where(params, columns)
+        layout = _layout(con, release)
+        columns = _columns(layout, release)
+        where, values = _where(params, columns, layout.id_expr)
         fields = _json_param(params, "fields")
         chosen = list(columns)
         if fields:
@@ -875,11 +931,11 @@ def datastore_search(params: dict) -> dict:
             chosen = [f for f in chosen if f != "_id"]
         order, sort_items = ("", [])
         if params.get("sort"):
-            order, sort_items = _sort_clause(_json_param_sort(params), columns)
-        order = f"{order}, _id ASC" if order else "_id ASC"
+            order, sort_items = _sort_clause(_json_param_sort(params), columns, layout.id_order)
+        order = f"{order}, {layout.id_order} ASC" if order else f"{layout.id_order} ASC"
 
-        source, glob = _source(con, release)
-        select = ", ".join(["_id", *(quote_identifier(c) for c in chosen)])
+        source, glob = layout.source, list(layout.params)
+        select = ", ".join([f"{layout.id_expr} AS _id", *(quote_identifier(c) for c in chosen)])
         sql = f"SELECT {select} FROM {source} AS t WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
         try:
             cursor = con.execute(sql, [*glob, *values, limit, offset])
@@ -898,6 +954,8 @@ def datastore_search(params: dict) -> dict:
                 f"filters: a value does not fit its column ({str(exc).splitlines()[0]})",
                 filters=["a value does not fit its column"],
             ) from None
+        except duckdb.IOException:  # its files went away (withdrawn, retention) meanwhile
+            raise NotFound("Resource data is not available.") from None
     finally:
         con.close()
 
@@ -929,38 +987,46 @@ def _json_param_sort(params: dict):
     return sort
 
 
-def _source(con: duckdb.DuckDBPyConnection, release: OpenRelease) -> tuple[str, list]:
-    """The release's rows with ``_id``, their 1-based position: in a single part file (how
-    releases are written) its row number; across several, each file's rows after the earlier
-    files'. Returns the SQL and the parameters it binds."""
-    files = con.execute("SELECT file FROM glob(?)", [release.data_glob()]).fetchall()
+def _source(
+    con: duckdb.DuckDBPyConnection,
+    release: OpenRelease,
+    described: tuple[tuple[str, str], ...],
+    files: tuple,
+) -> _Layout:
+    """The release's rows and ``_id``, their 1-based position: in a single part file (how
+    releases are written) its row number, used as it is (the filter, the order and the row
+    number in one SELECT let DuckDB stop early; a subquery computing ``_id`` first cost ~4x);
+    across several files, each file's rows after the earlier files'."""
+    glob = release.data_glob()
     if len(files) <= 1:
-        return (
-            "(SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS _id "
-            "FROM read_parquet(?, file_row_number = true))",
-            [release.data_glob()],
+        return _Layout(
+            described,
+            "read_parquet(?, file_row_number = true)",
+            (glob,),
+            "(file_row_number + 1)",
+            "file_row_number",
         )
     counts = con.execute(
-        "SELECT file_name, num_rows FROM parquet_file_metadata(?) ORDER BY file_name",
-        [release.data_glob()],
+        "SELECT file_name, num_rows FROM parquet_file_metadata(?) ORDER BY file_name", [glob]
     ).fetchall()
     base, offsets = 0, []
     for name, rows in counts:
         offsets.append(f"({quote_literal(name)}, {int(base)})")
         base += rows
-    return (
+    return _Layout(
+        described,
         "(SELECT p.* EXCLUDE (filename, file_row_number), "
         "p.file_row_number + o.base + 1 AS _id "
-        f"FROM read_parquet({quote_literal(release.data_glob())}, filename = true, "
+        f"FROM read_parquet({quote_literal(glob)}, filename = true, "
         "file_row_number = true) AS p "
         f"JOIN (VALUES {', '.join(offsets)}) AS o(f, base) ON p.filename = o.f)",
-        [],
+        (),
+        "_id",
+        "_id",
     )
 
 
-
-
-def _where(params: dict, columns: dict[str, str]) -> tuple[str, list]:
+def _where(params: dict, columns: dict[str, str], id_expr: str = "_id") -> tuple[str, list]:
     conditions: list[str] = []
     values: list = []
     filters = _json_param(params, "filters") or {}
@@ -978,7 +1044,8 @@ def _where(params: dict, columns: dict[str, str]) -> tuple[str, list]:
             conditions.append("false")
             continue
         marks = ", ".join(f"CAST(? AS {column_type})" for _ in options)
-        conditions.append(f"{quote_identifier(name)} IN ({marks})")
+        column = id_expr if name == "_id" else quote_identifier(name)
+        conditions.append(f"{column} IN ({marks})")
         values.extend(
             None if v is None else str(v) if not isinstance(v, bool) else v for v in options
         )

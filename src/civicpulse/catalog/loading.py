@@ -48,7 +48,6 @@ import json
 import math
 import re
 import shutil
-import threading
 import uuid
 import zoneinfo
 from collections.abc import Iterable, Sequence
@@ -147,10 +146,10 @@ def load(
         staging.mkdir()
         final: Path | None = None
         try:
-            options = _write_staging(
+            options, digest = _write_staging(
                 kind, source, label, staging, encoding, sheet, table, query, progress
             )
-            facts = _inspect(staging / DATA_FILE, label)
+            facts = _inspect(staging / DATA_FILE, label, digest)
             current = _current(dataset)
             if current is not None and current.checksum == facts.checksum:
                 raise Unchanged(
@@ -317,7 +316,6 @@ def _duckdb() -> duckdb.DuckDBPyConnection:
     return con
 
 
-
 def _lake_cast(name: str, typ: str) -> str:
     """A select item storing column ``name`` of DuckDB type ``typ`` as the lake stores it."""
     column = quote_identifier(name)
@@ -335,21 +333,122 @@ def _lake_cast(name: str, typ: str) -> str:
 
 def _copy_to_parquet(
     con: duckdb.DuckDBPyConnection, source_sql: str, target: Path, what: str, progress: bool
-) -> None:
-    """COPY the rows of ``source_sql`` to ``target`` with lake types, showing DuckDB's progress."""
+) -> str | None:
+    """Write the rows of ``source_sql`` to ``target`` with lake types; return their checksum.
+
+    DuckDB reads (and types) the rows and hands them over as Arrow batches; each batch is written
+    to the Parquet file and hashed in the same pass, so the checksum costs no second read of the
+    file (re-reading 1M rows took longer than hashing them). A column type the Parquet writer
+    cannot store (an INTERVAL) falls back to DuckDB's own COPY, and the
+    checksum (``None`` returned) is then taken from the written file."""
     described = con.execute(f"DESCRIBE {source_sql}").fetchall()
     names = [row[0] for row in described]
     if not names:
         raise LoadFailed(f"{what}: has no columns")
     _check_names(names, what)
-    select = ", ".join(_lake_cast(row[0], row[1]) for row in described)
-    _run(
-        con,
-        f"COPY (SELECT {select} FROM ({source_sql})) TO {quote_literal(str(target))} "
-        "(FORMAT parquet, COMPRESSION zstd)",
-        what,
-        progress,
+    select = (
+        f"SELECT {', '.join(_lake_cast(row[0], row[1]) for row in described)} FROM ({source_sql})"
     )
+    try:
+        return _stream_to_parquet(con, select, target, what, progress)
+    except pa.ArrowNotImplementedError:
+        target.unlink(missing_ok=True)
+    con.execute(
+        f"COPY ({select}) TO {quote_literal(str(target))} (FORMAT parquet, COMPRESSION zstd)"
+    )
+    return None
+
+
+def _stream_to_parquet(
+    con: duckdb.DuckDBPyConnection, select: str, target: Path, what: str, progress: bool
+) -> str:
+    """``select``'s rows streamed from DuckDB into a zstd Parquet file and the checksum, in the
+    checksum's batches of ``HASH_ROWS`` rows (one row group each). Three things at once: DuckDB
+    reads batch n+1 while batch n is compressed and written and batch n-1 hashed (Arrow, zstd,
+    DuckDB and hashlib all let go of the GIL)."""
+    reader = con.sql(select).to_arrow_reader(HASH_ROWS)
+    schema = pa.schema([field.with_type(_lake_arrow_type(field.type)) for field in reader.schema])
+    batches = _batches_of(iter(lambda: _next_batch(reader), None), schema)
+    digest = _Digest(schema.names)
+    batch = next(batches, None)
+    bar = _row_bar(progress, what, None)
+    try:
+        with (
+            pq.ParquetWriter(
+                target,
+                schema,
+                compression="zstd",
+                compression_level=ZSTD_LEVEL,
+                use_dictionary=_dictionary_columns(batch),
+            ) as writer,
+            ThreadPoolExecutor(max_workers=2) as pool,
+        ):
+            hashing = None
+            while batch is not None:
+                reading = pool.submit(next, batches, None)
+                writer.write_batch(batch, row_group_size=HASH_ROWS)
+                if hashing is not None:
+                    hashing.result()
+                hashing = pool.submit(digest.update, batch)
+                if bar is not None:
+                    bar.update(batch.num_rows)
+                batch = reading.result()
+            if hashing is not None:
+                hashing.result()
+    finally:
+        if bar is not None:
+            bar.close()
+    return digest.hexdigest()
+
+
+ZSTD_LEVEL = 3  # DuckDB's default; at Arrow's (1) the 1M-row benchmark file was 6% bigger
+
+
+def _dictionary_columns(first: pa.RecordBatch | None) -> list[str]:
+    """The columns worth dictionary-encoding, judged on the first batch: those with fewer
+    distinct values than half their rows (as DuckDB's writer does). Arrow's writer would encode
+    every column so, and a column of coordinates or instants then compresses worse (a 1M-row
+    311 file: 33 MB against 27 MB) and writes slower."""
+    if first is None:
+        return []
+    return [
+        field.name
+        for field, column in zip(first.schema, first.columns, strict=True)
+        if not pa.types.is_nested(field.type)
+        and pc.count_distinct(column).as_py() < first.num_rows // 2
+    ]
+
+
+def _lake_arrow_type(typ: pa.DataType) -> pa.DataType:
+    """The Arrow type a column is written as: what a DuckDB COPY would have stored, read back
+    (instants in UTC, dictionaries as their values)."""
+    if pa.types.is_timestamp(typ) and typ.tz is not None:
+        return pa.timestamp(typ.unit, tz="UTC")
+    if pa.types.is_dictionary(typ):
+        return typ.value_type
+    return typ
+
+
+_DUCKDB_ERRORS = {
+    "Conversion Error": duckdb.ConversionException,
+    "Invalid Input Error": duckdb.InvalidInputException,
+    "IO Error": duckdb.IOException,
+    "Out of Memory Error": duckdb.OutOfMemoryException,
+}
+
+
+def _next_batch(reader: pa.RecordBatchReader) -> pa.RecordBatch | None:
+    """The reader's next batch, or None at the end. DuckDB's errors while streaming reach Python
+    as Arrow's ``OSError`` carrying DuckDB's message; they are raised again as DuckDB's own
+    exceptions, so a load fails (or retries a column as text) as it would for a COPY."""
+    try:
+        return reader.read_next_batch()
+    except StopIteration:
+        return None
+    except OSError as exc:
+        text = str(exc)
+        kind = _DUCKDB_ERRORS.get(text.split(":", 1)[0], duckdb.Error)
+        raise kind(text) from None
 
 
 def _check_names(names: Sequence[str], what: str) -> None:
@@ -363,38 +462,6 @@ def _check_names(names: Sequence[str], what: str) -> None:
                 f"{what}: columns {seen[folded]!r} and {name!r} differ only in case; rename one"
             )
         seen[folded] = name
-
-
-def _run(con: duckdb.DuckDBPyConnection, sql: str, what: str, progress: bool) -> None:
-    """Run ``sql``; with ``progress``, show DuckDB's own progress as a bar."""
-    if not progress:
-        con.execute(sql)
-        return
-    from tqdm import tqdm
-
-    failure: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            con.execute(sql)
-        except BaseException as exc:  # handed to the caller's thread
-            failure.append(exc)
-
-    worker = threading.Thread(target=work, daemon=True)
-    worker.start()
-    with tqdm(total=100, desc=Path(what).name[:40], unit="%", leave=False) as bar:
-        while worker.is_alive():
-            worker.join(0.25)
-            try:
-                done = con.query_progress()
-            except duckdb.Error:
-                done = -1
-            if done and done > bar.n:
-                bar.update(min(100.0, float(done)) - bar.n)
-        if not failure:
-            bar.update(100 - bar.n)
-    if failure:
-        raise failure[0]
 
 
 def _first_line(exc: BaseException) -> str:
@@ -416,8 +483,9 @@ def _write_staging(
     table: str | None,
     query: str | None,
     progress: bool,
-) -> dict:
-    """Write the source's rows to ``staging/part-0.parquet``; return the options that read it."""
+) -> tuple[dict, str | None]:
+    """Write the source's rows to ``staging/part-0.parquet``; return the options that read it
+    and the rows' checksum (None when it must be taken from the file)."""
     target = staging / DATA_FILE
     work = staging / ".work"
     work.mkdir()
@@ -527,7 +595,9 @@ def sniff_delimiter(sample: str) -> str:
     return best
 
 
-def _stage_csv(path: Path, target: Path, work: Path, encoding: str, progress: bool) -> dict:
+def _stage_csv(
+    path: Path, target: Path, work: Path, encoding: str, progress: bool
+) -> tuple[dict, str | None]:
     chosen = _text_encoding(path, encoding)
     readable = path
     if not _is_utf8(chosen):
@@ -548,7 +618,7 @@ def _stage_csv(path: Path, target: Path, work: Path, encoding: str, progress: bo
         for _attempt in range(MAX_TYPE_RETRIES):
             source = _read_csv_sql(readable, delimiter, compression, types)
             try:
-                _copy_to_parquet(con, source, target, str(path), progress)
+                digest = _copy_to_parquet(con, source, target, str(path), progress)
                 break
             except duckdb.ConversionException as exc:
                 column = re.search(r"Column (.+?) is being converted as type", str(exc))
@@ -561,12 +631,13 @@ def _stage_csv(path: Path, target: Path, work: Path, encoding: str, progress: bo
             raise LoadFailed(f"{path}: too many columns change type deep in the file")
     finally:
         con.close()
-    return {
+    options = {
         "encoding": chosen,
         "delimiter": delimiter,
         "gzip": compression == "gzip",
         "text_columns": sorted(types),
     }
+    return options, digest
 
 
 def _codes_as_text(
@@ -593,8 +664,8 @@ def _codes_as_text(
 
 SNIFF_ROWS = 20_480  # DuckDB's default sample_size
 _NUMBER_TYPES = frozenset(
-    "TINYINT SMALLINT INTEGER BIGINT HUGEINT UTINYINT USMALLINT UINTEGER UBIGINT DOUBLE FLOAT"
-    .split()
+    "TINYINT SMALLINT INTEGER BIGINT HUGEINT UTINYINT USMALLINT UINTEGER UBIGINT".split()
+    + ["DOUBLE", "FLOAT"]
 )
 
 
@@ -694,7 +765,9 @@ def _rows_fault(lines, delimiter: str, *, complete: bool) -> str | None:
 # ----------------------------------------------------------------------- JSON and Parquet
 
 
-def _stage_json(path: Path, target: Path, work: Path, encoding: str, progress: bool) -> dict:
+def _stage_json(
+    path: Path, target: Path, work: Path, encoding: str, progress: bool
+) -> tuple[dict, str | None]:
     chosen = _text_encoding(path, encoding)
     readable = (
         path if _is_utf8(chosen) else _transcode(path, chosen, work, progress, encoding == "auto")
@@ -709,25 +782,25 @@ def _stage_json(path: Path, target: Path, work: Path, encoding: str, progress: b
     )
     con = _duckdb()
     try:
-        _copy_to_parquet(con, source, target, str(path), progress)
+        digest = _copy_to_parquet(con, source, target, str(path), progress)
     except duckdb.Error as exc:
         raise LoadFailed(f"{path}: not readable as JSON ({_first_line(exc)})") from None
     finally:
         con.close()
-    return {"encoding": chosen, "layout": layout, "gzip": compression == "gzip"}
+    return {"encoding": chosen, "layout": layout, "gzip": compression == "gzip"}, digest
 
 
-def _stage_parquet(path: Path, target: Path, progress: bool) -> dict:
+def _stage_parquet(path: Path, target: Path, progress: bool) -> tuple[dict, str | None]:
     con = _duckdb()
     try:
-        _copy_to_parquet(
+        digest = _copy_to_parquet(
             con, f"SELECT * FROM {parquet_scan(str(path))}", target, str(path), progress
         )
     except duckdb.Error as exc:
         raise LoadFailed(f"{path}: not readable as Parquet ({_first_line(exc)})") from None
     finally:
         con.close()
-    return {}
+    return {}, digest
 
 
 # ----------------------------------------------------------------------- rows (Excel, SQL)
@@ -866,7 +939,7 @@ class _RowWriter:
         self.chunks.append(path)
         self._buffer = [[] for _ in self.names]
 
-    def finish(self, target: Path, what: str, progress: bool) -> None:
+    def finish(self, target: Path, what: str, progress: bool) -> str | None:
         self.flush()
         if not self.chunks:
             raise LoadFailed(f"{what}: has no rows")
@@ -880,7 +953,7 @@ class _RowWriter:
         source = f"SELECT {', '.join(items)} FROM read_parquet({files_sql}, union_by_name=true)"
         con = _duckdb()
         try:
-            _copy_to_parquet(con, source, target, what, progress)
+            return _copy_to_parquet(con, source, target, what, progress)
         except duckdb.Error as exc:
             raise LoadFailed(f"{what}: {_first_line(exc)}") from None
         finally:
@@ -898,7 +971,7 @@ def _header(cells: Iterable[Any], what: str) -> list[str]:
 
 def _stage_xlsx(
     path: Path, target: Path, work: Path, sheet: str | int | None, progress: bool
-) -> dict:
+) -> tuple[dict, str | None]:
     import zipfile
 
     from openpyxl import load_workbook
@@ -949,8 +1022,8 @@ def _stage_xlsx(
         finally:
             if bar is not None:
                 bar.close()
-        writer.finish(target, what, progress)
-        return {"sheet": ws.title, "header_row": header_row}
+        digest = writer.finish(target, what, progress)
+        return {"sheet": ws.title, "header_row": header_row}, digest
     finally:
         book.close()
 
@@ -971,7 +1044,7 @@ def _stage_sql(
     table: str | None,
     query: str | None,
     progress: bool,
-) -> dict:
+) -> tuple[dict, str | None]:
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
@@ -1009,8 +1082,8 @@ def _stage_sql(
         raise LoadFailed(f"{what}: the database refused: {detail}") from None
     finally:
         engine.dispose()
-    writer.finish(target, what, progress)
-    return {"table": table} if table else {"query": query}
+    digest = writer.finish(target, what, progress)
+    return ({"table": table} if table else {"query": query}), digest
 
 
 # --------------------------------------------------------------------------- facts
@@ -1037,7 +1110,9 @@ class _Facts:
 _UNORDERED = ("STRUCT", "MAP", "UNION", "BLOB", "JSON")
 
 
-def _inspect(data: Path, what: str) -> _Facts:
+def _inspect(data: Path, what: str, digest: str | None = None) -> _Facts:
+    """The version's row count, checksum (``digest`` when the writer took it, else from the
+    file) and each column's profile."""
     con = _duckdb()
     try:
         relation = f"read_parquet({quote_literal(str(data))})"
@@ -1051,11 +1126,12 @@ def _inspect(data: Path, what: str) -> _Facts:
                 aggregates += ["NULL", "NULL"]
             else:
                 aggregates += [f"CAST(min({column}) AS VARCHAR)", f"CAST(max({column}) AS VARCHAR)"]
-        # The checksum (Arrow and hashlib, which release the GIL) runs beside DuckDB's profile.
+        # A checksum still to take (Arrow and hashlib, which release the GIL) runs beside
+        # DuckDB's profile.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            digest = pool.submit(checksum, data)
+            pending = pool.submit(checksum, data) if digest is None else None
             stats = con.execute(f"SELECT {', '.join(aggregates)} FROM {relation}").fetchone()
-            digest_value = digest.result()
+            digest_value = pending.result() if pending is not None else digest
         row_count = int(stats[0])
         if row_count == 0:
             raise LoadFailed(f"{what}: has a header but no rows")
@@ -1113,18 +1189,65 @@ def checksum(data: Path) -> str:
     64 bits and not promised to stay the same between releases.
     """
     parquet_file = pq.ParquetFile(data)
-    names = parquet_file.schema_arrow.names
-    digests = [hashlib.sha256() for _ in names]
-    kinds = [""] * len(names)
-    for batch in parquet_file.iter_batches(batch_size=131_072, use_threads=True):
+    schema = parquet_file.schema_arrow
+    digest = _Digest(schema.names)
+    for batch in _batches_of(
+        parquet_file.iter_batches(batch_size=HASH_ROWS, use_threads=True), schema
+    ):
+        digest.update(batch)
+    return digest.hexdigest()
+
+
+HASH_ROWS = 131_072
+
+
+def _batches_of(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterable[pa.RecordBatch]:
+    """``batches`` (of ``schema``'s names, any sizes) as consecutive batches of ``HASH_ROWS``
+    rows (the last one shorter), cast to ``schema``. The checksum hashes a text column's lengths
+    and bytes batch by batch, so the batch boundaries are part of its definition: they fall
+    every ``HASH_ROWS`` rows, as ``ParquetFile.iter_batches`` reads a file whatever its row
+    groups."""
+    pending: list[pa.RecordBatch] = []
+    rows = 0
+    for batch in batches:
+        if batch.schema != schema:
+            batch = batch.cast(schema)
+        if not pending and batch.num_rows == HASH_ROWS:
+            yield batch  # the common case, as it came
+            continue
+        pending.append(batch)
+        rows += batch.num_rows
+        while rows >= HASH_ROWS:
+            table = pa.Table.from_batches(pending, schema=schema)
+            yield table.slice(0, HASH_ROWS).combine_chunks().to_batches()[0]
+            rest = table.slice(HASH_ROWS)
+            pending, rows = rest.to_batches(), rest.num_rows
+    if rows:
+        yield pa.Table.from_batches(pending, schema=schema).combine_chunks().to_batches()[0]
+
+
+class _Digest:
+    """The checksum (see :func:`checksum`) fed batch by batch: by :func:`checksum` from a file,
+    and by the loader from the batches it writes, so both are the one definition."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = list(names)
+        self.columns = [hashlib.sha256() for _ in self.names]
+        self.kinds = [""] * len(self.names)
+
+    def update(self, batch: pa.RecordBatch) -> None:
         for i, column in enumerate(batch.columns):
-            kinds[i], parts = _canonical(column)
+            self.kinds[i], parts = _canonical(column)
             for part in parts:
-                digests[i].update(part)
-    whole = hashlib.sha256(json.dumps([names, kinds], ensure_ascii=False).encode("utf-8"))
-    for digest in digests:
-        whole.update(digest.digest())
-    return whole.hexdigest()
+                self.columns[i].update(part)
+
+    def hexdigest(self) -> str:
+        whole = hashlib.sha256(
+            json.dumps([self.names, self.kinds], ensure_ascii=False).encode("utf-8")
+        )
+        for column in self.columns:
+            whole.update(column.digest())
+        return whole.hexdigest()
 
 
 def _canonical(column: pa.Array) -> tuple[str, list]:
