@@ -203,12 +203,14 @@ def issue_table(now: datetime) -> pd.DataFrame:
         return watch.daily_table([], days)
     rows = posts.query(
         days,
+        # assignments made after ``now`` (a replay of the past) are not known yet at ``now``
         "WITH latest AS ("
         "  SELECT post_key, arg_max(issue_id, assigned_at) AS issue_id"
-        "  FROM read_parquet(?, hive_partitioning = false) GROUP BY post_key"
+        "  FROM read_parquet(?, hive_partitioning = false) WHERE assigned_at <= ?"
+        "  GROUP BY post_key"
         ") SELECT p.day, l.issue_id, count(*) FROM posts p JOIN latest l USING (post_key) "
         "WHERE p.created_at < ? GROUP BY ALL",
-        [membership, now],
+        [membership, now, now],
     )
     return watch.daily_table(rows, days)
 
