@@ -280,19 +280,29 @@ def test_owner_reads_its_own_data_unmasked_without_grant(city, register):
         sharing.read(dataset, user=operator, limit=1)
 
 
-def test_general_grade_shows_personal_columns(city, register):
+def test_id_numbers_are_masked_whatever_the_grade_and_names_by_grade(city, register):
+    """A grade is a person's decision and new datasets start as general: direct identifiers
+    (ID and mobile numbers) are masked for every grade; other personal columns by grade."""
     dataset, ids, _real = register
     dataset.grade = Dataset.Grade.GENERAL
     dataset.save()
-    grant = _approved(city, dataset, ["Unique Key", ID_COLUMN])
-    assert grant.masking == {}
+    grant = _approved(city, dataset, ["Unique Key", "Complaint Type", ID_COLUMN])
+    assert grant.masking == {ID_COLUMN: "resident_id"}
     page = sharing.read(dataset, user=city["b"], limit=3)
-    assert [row[1] for row in page.rows] == ids[:3]
-    # re-graded after approval: masked at once, the stricter rule applies
+    assert [row[2] for row in page.rows] == [identity.mask("resident_id", n) for n in ids[:3]]
+    # a column a person tagged as names: shown for a general dataset, masked once re-graded
+    # (the stricter rule applies at once, whatever the grant stored)
+    column = dataset.current_version.columns.get(name="Complaint Type")
+    column.personal_tags = ["name"]
+    column.save(update_fields=["personal_tags"])
+    page = sharing.read(dataset, user=city["b"], limit=3)
+    shown = [row[1] for row in page.rows]
+    assert all("*" not in v for v in shown)
     dataset.grade = Dataset.Grade.IMPORTANT
     dataset.save()
     page = sharing.read(dataset, user=city["b"], limit=3)
-    assert [row[1] for row in page.rows] == [identity.mask("resident_id", n) for n in ids[:3]]
+    assert [row[1] for row in page.rows] == [identity.mask("name", v) for v in shown]
+    assert [row[2] for row in page.rows] == [identity.mask("resident_id", n) for n in ids[:3]]
 
 
 # --------------------------------------------------------------------------- expiry and refusals

@@ -41,12 +41,13 @@ Deciding
       the start of ``starts_on`` to the end of ``ends_on`` in the city's time zone; a request
       whose period is over by the time it is decided cannot be approved.
     * Deny and revoke need a note (the requester is owed a reason).
-    * Masking per granted column: for a dataset graded core (核心) or important (重要), every
-      column tagged as personal data (``DatasetColumn.personal_tags``, set by classification) is
-      shown only through ``identity.services.mask`` with the tag as its kind; for a general
-      (一般) dataset columns are shown as stored. The masking is stored on the grant when it is
-      approved *and* worked out again at each read from the dataset's present grade and tags:
-      the stricter of the two applies, so re-grading a dataset masks at once.
+    * Masking per granted column: resident ID and mobile numbers (direct identifiers, tagged by
+      classification in ``DatasetColumn.personal_tags``) are shown only through
+      ``identity.services.mask`` whatever the grade; for a dataset graded core (核心) or
+      important (重要) every other personal column is masked too (names, addresses, credit
+      codes); for a general (一般) dataset those are shown as stored. The masking is stored on
+      the grant when it is approved *and* worked out again at each read from the dataset's
+      present grade and tags: the stricter of the two applies, so re-grading masks at once.
     * Filtering on a masked column is refused: an equality filter on a masked ID number would
       let a reader confirm whether a given person is in the data.
 
@@ -118,6 +119,7 @@ MAX_DAYS = 366
 MAX_LIMIT = 1000
 MAX_OFFSET = 2**62
 MASKED_GRADES = {Dataset.Grade.CORE, Dataset.Grade.IMPORTANT}
+ALWAYS_MASKED = ("resident_id", "mobile")  # direct identifiers: masked for every grade
 REQUESTER_ROLES = {Role.DEPARTMENT_STAFF, Role.DATA_ADMIN}
 
 
@@ -288,17 +290,23 @@ def request_access(
 
 
 def masking_for(dataset: Dataset, columns: Iterable[str], version=None) -> dict[str, str]:
-    """How each of ``columns`` is masked under the dataset's present grade: ``{column: kind}``
-    for personal columns of a core/important dataset, nothing for a general one."""
-    if dataset.grade not in MASKED_GRADES:
-        return {}
+    """How each of ``columns`` is masked: ``{column: kind}``. Direct identifiers of a person
+    (resident ID and mobile numbers) are masked whatever the grade, since a grade is a person's
+    decision and may be wrong or not made yet (new datasets start as general); the other
+    personal columns (names, addresses, credit codes) are masked for core/important datasets."""
     version = version or dataset.current_version
     if version is None:
         return {}
     wanted = set(columns)
+    by_grade = dataset.grade in MASKED_GRADES
     masking = {}
     for name, tags in version.columns.values_list("name", "personal_tags"):
-        if name in wanted and tags:
+        if name not in wanted or not tags:
+            continue
+        direct = [t for t in tags if t in ALWAYS_MASKED]
+        if direct:
+            masking[name] = direct[0]
+        elif by_grade:
             masking[name] = tags[0]
     return masking
 
