@@ -26,7 +26,7 @@ test-sqlite:
 # The store's tests again on PostgreSQL: the same migrations and queries on the production store.
 test-postgres:
 	CIVICPULSE_DATABASE_URL="$(PG_URL)" $(BIN)/pytest -m "not e2e and not spark" \
-	  --ignore=tests/lake --ignore=tests/demo/test_generator.py --ignore=tests/identity -p no:cacheprovider
+	  --ignore=tests/lake --ignore=tests/demo/test_generator.py -p no:cacheprovider
 
 $(VENV)/.installed: pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
