@@ -282,6 +282,24 @@ def test_a_phone_number_inside_free_text_is_refused(people, tmp_path):
     assert "13812345678" not in str(report)
 
 
+def test_full_width_numbers_are_found_like_half_width_ones(people, tmp_path):
+    # typed with a Chinese input method: full-width digits, a full-width hyphen and X
+    resident = make_resident_id("330106", date(1971, 3, 9), 7)
+    wide = resident.translate(str.maketrans("0123456789X", "０１２３４５６７８９Ｘ"))
+    rows = [["已处理", "西溪街道"]] * 40 + [
+        ["联系人手机１３８１２３４５６７８", "西溪街道"],
+        ["回访电话 １３９－００００－１１１１", "西溪街道"],
+        [f"身份证{wide}", "西溪街道"],
+    ]
+    dataset = _register(people, tmp_path, ["处理情况", "街道"], rows)
+
+    release, report = _release_of(dataset, people, "处理情况")
+
+    assert release.status == OpenRelease.Status.REFUSED
+    held = {(h["tag"], h["values"]) for h in report["identifier_values"]}
+    assert held == {("mobile", 2), ("resident_id", 1)}
+
+
 def test_eighteen_digit_order_numbers_failing_the_check_character_pass(people, tmp_path):
     # shaped like ID numbers (province, birth date, 18 characters) but the check character is
     # wrong: order numbers, not people

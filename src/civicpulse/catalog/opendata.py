@@ -116,6 +116,10 @@ _CANDIDATE_SHAPE = (
     r"[0-9]{17}[0-9Xx]|(\+86|0086)?1[3-9][0-9]{9}|1[3-9][0-9][ -][0-9]{4}[ -][0-9]{4}"
 )
 _UNSCANNED_TYPES = ("bool", "blob", "bytea", "binary", "varbinary")
+# Full-width digits, X, plus, hyphen and space (as typed with a Chinese input method) are read as
+# their half-width forms, so "１３８１２３４５６７８" is found like "13812345678".
+_FULL_WIDTH = "０１２３４５６７８９Ｘｘ＋－　"
+_HALF_WIDTH = "0123456789Xx+- "
 
 
 class ReleaseError(Exception):
@@ -434,7 +438,8 @@ def _identifier_values(
             con.execute(
                 f"INSERT INTO candidates SELECT {index}, rid, token FROM ("
                 f"SELECT rid, unnest({extracted}) AS token FROM ("
-                f"SELECT row_number() OVER () AS rid, CAST({quote_identifier(column)} AS VARCHAR)"
+                f"SELECT row_number() OVER () AS rid, translate(CAST({quote_identifier(column)} "
+                f"AS VARCHAR), {quote_literal(_FULL_WIDTH)}, {quote_literal(_HALF_WIDTH)})"
                 f" AS v FROM {source}) WHERE v IS NOT NULL) "
                 f"WHERE regexp_full_match(token, {quote_literal(_CANDIDATE_SHAPE)})"
             )
