@@ -202,3 +202,22 @@ def test_compare_counts_the_edits_made_between_two_real_versions(new_dataset, tm
         services.compare_versions(dataset, old.number, new.number, key=["landmark"])
     with pytest.raises(services.CatalogError, match="does not identify the rows"):
         services.compare_versions(dataset, old.number, new.number, key=["agency"])
+
+
+def test_a_slug_equal_to_a_fixed_catalog_page_is_refused(department):
+    with pytest.raises(services.CatalogError, match="name of a catalog page"):
+        services.register_dataset("sharing", title="共享", owner=department)
+
+
+def test_every_fixed_catalog_page_is_reserved():
+    # a fixed page added to catalog/urls.py without reserving its name would be shadowed by a
+    # dataset of that name, or shadow it
+    from civicpulse.catalog import urls
+    from civicpulse.catalog.models import RESERVED_SLUGS
+
+    fixed = {
+        str(p.pattern).split("/")[0]
+        for p in urls.urlpatterns
+        if str(p.pattern) and not str(p.pattern).startswith("<")
+    }
+    assert fixed and fixed <= RESERVED_SLUGS

@@ -25,6 +25,9 @@ from django.utils.translation import gettext_lazy as _
 from civicpulse.core.models import Department
 
 SLUG_PATTERN = r"[a-z0-9][a-z0-9_-]{0,63}"
+# The fixed pages under /catalog/ whose first segment a dataset's slug would shadow (a test keeps
+# this in step with catalog/urls.py).
+RESERVED_SLUGS = frozenset({"sharing", "releases"})
 
 
 class ImmutableRecord(PermissionError):
@@ -439,7 +442,11 @@ class DataElement(models.Model):
     format = models.CharField(_("format (regular expression)"), max_length=300, blank=True)
     max_length = models.PositiveIntegerField(_("maximum length"), null=True, blank=True)
     code_list = models.ForeignKey(
-        CodeList, null=True, blank=True, on_delete=models.PROTECT, related_name="elements",
+        CodeList,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="elements",
         verbose_name=_("code list"),
     )
     # a named check of identity.services: resident_id, credit_code, mobile
@@ -463,7 +470,9 @@ class ColumnMapping(models.Model):
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="mappings")
     column = models.CharField(_("column"), max_length=255)
     element = models.ForeignKey(
-        DataElement, on_delete=models.PROTECT, related_name="mappings",
+        DataElement,
+        on_delete=models.PROTECT,
+        related_name="mappings",
         verbose_name=_("data element"),
     )
     required = models.BooleanField(_("required"), default=False)
@@ -514,11 +523,15 @@ class ShareRequest(models.Model):
 
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="share_requests")
     department = models.ForeignKey(
-        Department, on_delete=models.PROTECT, related_name="share_requests",
+        Department,
+        on_delete=models.PROTECT,
+        related_name="share_requests",
         verbose_name=_("requesting department"),
     )
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
         verbose_name=_("requested by"),
     )
     purpose = models.TextField(_("purpose"))
@@ -529,8 +542,12 @@ class ShareRequest(models.Model):
         _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
     )
     decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-        related_name="+", verbose_name=_("decided by"),
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("decided by"),
     )
     decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
     decision_note = models.TextField(_("decision note"), blank=True)
@@ -559,8 +576,12 @@ class ShareGrant(models.Model):
     expires_at = models.DateTimeField(_("until"), db_index=True)
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
     revoked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-        related_name="+", verbose_name=_("revoked by"),
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("revoked by"),
     )
     revoke_reason = models.TextField(_("reason for revoking"), blank=True)
 
@@ -593,7 +614,10 @@ class DatasetRead(models.Model):
         ShareGrant, null=True, blank=True, on_delete=models.PROTECT, related_name="reads"
     )
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
     )
     department = models.ForeignKey(
@@ -681,13 +705,19 @@ class OpenRelease(models.Model):
     size_bytes = models.BigIntegerField(_("size (bytes)"), default=0)
     checksum = models.CharField(_("checksum (SHA-256)"), max_length=64, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
         verbose_name=_("prepared by"),
     )
     created_at = models.DateTimeField(_("prepared at"), default=timezone.now)
     approved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-        related_name="+", verbose_name=_("approved by"),
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("approved by"),
     )
     published_at = models.DateTimeField(_("published at"), null=True, blank=True, db_index=True)
     withdrawn_at = models.DateTimeField(_("withdrawn at"), null=True, blank=True)
@@ -775,7 +805,10 @@ class RetentionPolicy(models.Model):
         _("delete superseded versions after (days)"), null=True, blank=True
     )
     updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
     )
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)

@@ -17,7 +17,7 @@ from django.db.models import QuerySet
 
 from civicpulse.catalog import classify as classifying
 from civicpulse.catalog import loading, quality, versions
-from civicpulse.catalog.models import SLUG_PATTERN, Dataset, DatasetVersion
+from civicpulse.catalog.models import RESERVED_SLUGS, SLUG_PATTERN, Dataset, DatasetVersion
 from civicpulse.core import audit
 from civicpulse.core.models import Department
 from civicpulse.lake import LakeVersion
@@ -69,6 +69,10 @@ def register_dataset(
         raise CatalogError(
             f"dataset identifier {slug!r} must be 1-64 lowercase letters, digits, '-' or '_', "
             "starting with a letter or digit"
+        )
+    if slug in RESERVED_SLUGS:
+        raise CatalogError(
+            f"dataset identifier {slug!r} is the name of a catalog page: choose another"
         )
     if not (title or "").strip():
         raise CatalogError("a dataset needs a title")
@@ -140,7 +144,10 @@ def load_version(dataset: Dataset | str, source: str | Path, **options) -> Datas
         except Exception:  # the load is done and current: a failed measurement must not undo that
             logger.exception(
                 "quality of %s version %s could not be measured; run `civicpulse catalog "
-                "quality %s` again", dataset.slug, loaded.number, dataset.slug,
+                "quality %s` again",
+                dataset.slug,
+                loaded.number,
+                dataset.slug,
             )
     return loaded
 
