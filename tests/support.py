@@ -125,3 +125,18 @@ class DemoSite:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+def run_cli(env: dict, *args: str, timeout: float = 300):
+    """The real ``civicpulse`` entry point in a subprocess, with ``env`` (its own data dir)."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "civicpulse.cli", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -504,6 +504,65 @@ def _catalog_release(args: argparse.Namespace, services) -> None:
     print(f"release {release.pk} published: /data/{release.dataset.slug}/{release.resource_id}")
 
 
+def cmd_identity(args: argparse.Namespace) -> None:
+    """``identity sources|sync|link|review|evaluate``: the master index (issue 6)."""
+    _setup()
+    _migrate()
+    from civicpulse.identity import services
+
+    try:
+        if args.action == "sources":
+            for s in services.sources():
+                origin = f"dataset {s.dataset_slug}" if s.dataset_slug else "built-in"
+                owner = s.department.code if s.department else "-"
+                print(
+                    f"{s.name:36} {s.kind:10} trust {s.trust:>3}  {s.held:>9} records  "
+                    f"{owner:10} {origin}"
+                )
+        elif args.action == "sync":
+            _identity_sync(args, services)
+        elif args.action == "link":
+            try:
+                run = services.run_full(args.kind, engine=args.engine, actor="cli")
+            except services.MasterError:
+                raise
+            except Exception as exc:  # the run is recorded as failed with the same error
+                raise CommandError(f"the {args.kind} link failed: {exc}") from None
+            counts = ", ".join(f"{k} {v}" for k, v in (run.counts or {}).items())
+            print(f"{run.kind} {run.mode} run {run.pk} {run.status}: {counts}")
+        elif args.action == "review":
+            for kind, waiting in services.pending_reviews().items():
+                print(f"{kind:10} {waiting} pairs waiting for review")
+        else:
+            try:
+                evaluation = importlib.import_module("civicpulse.identity.evaluation")
+            except ModuleNotFoundError:
+                raise CommandError("evaluation is not available in this version") from None
+            print(evaluation.write_report(args.output))
+            print(f"written to {args.output}")
+    except (services.RecordsError, services.MasterError) as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _identity_sync(args: argparse.Namespace, services) -> None:
+    """Sync one source, or every readable one; rejected rows are listed on stderr."""
+    if args.source:
+        results = {args.source: services.sync(args.source, actor="cli")}
+    else:
+        results = services.sync_all(actor="cli")
+    failed = []
+    for name, report in results.items():
+        if isinstance(report, str):
+            failed.append(name)
+            print(f"{name}: not synced: {report}", file=sys.stderr)
+            continue
+        print(report.summary())
+        for rejected in report.rejected[:20]:
+            print(f"  {name} row {rejected['row']}: {rejected['reason']}", file=sys.stderr)
+    if failed:
+        raise CommandError(f"{len(failed)} source(s) not synced: {', '.join(failed)}")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     _setup()
     from civicpulse.demo import loader
@@ -732,6 +791,19 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--archive-after", type=int, metavar="DAYS", help="after being superseded")
     a.add_argument("--delete-after", type=int, metavar="DAYS", help="after being superseded")
     s.set_defaults(func=cmd_catalog)
+
+    s = sub.add_parser("identity", help="master index: sources, sync, link, review, evaluate")
+    actions = s.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions.add_parser("sources", help="every record source, its kind, trust and records")
+    a = actions.add_parser("sync", help="take in a source's current rows (default: every source)")
+    a.add_argument("source", nargs="?", help="a source's name (see `identity sources`)")
+    a = actions.add_parser("link", help="a full run of the linker over one kind")
+    a.add_argument("--kind", choices=["resident", "enterprise"], required=True)
+    a.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
+    actions.add_parser("review", help="pairs waiting for a person's decision, per kind")
+    a = actions.add_parser("evaluate", help="precision, recall and F1 on the labelled data")
+    a.add_argument("--output", default="docs/identity.md", help="the document to write it into")
+    s.set_defaults(func=cmd_identity)
 
     s = sub.add_parser("check", help="check the configuration and the store")
     s.add_argument("--engine", action="store_true", help="also start the analytics engine")

@@ -19,6 +19,7 @@ from civicpulse.core.areas import AreaRecord, save_tree
 from civicpulse.core.models import Area, Department, Role
 from civicpulse.core.queue import StoreQueue, Worker
 from civicpulse.demo import catalog as data_hub
+from civicpulse.demo import identity as master_index
 from civicpulse.demo.generator import SIZES, DemoCity
 from civicpulse.enterprise.models import Enterprise
 from civicpulse.identity.models import Resident
@@ -70,6 +71,8 @@ def print_logins() -> None:
     print(f"\nDemo logins (password for all: {DEMO_PASSWORD}):")
     for username, role, name, _dept, _area in _logins(Area.objects.get(level="city")):
         print(f"  {username:10} {role.label} ({name})")
+    for line in master_index.login_lines():  # residents' and enterprises' "my space"
+        print(line)
     print()
 
 
@@ -271,6 +274,7 @@ def build(
     city = DemoCity(seed=seed, size=size, end=end)
     n = SIZES[size]
     total = len(city.areas) + n.residents + n.enterprises + n.cases + n.posts + data_hub.STEPS
+    total += master_index.STEPS
     with tqdm(
         total=total, desc=f"demo city ({size})", unit=" records", disable=quiet, smoothing=0.1
     ) as bar:
@@ -282,6 +286,7 @@ def build(
             _staff(Area.objects.get(level="city"))
         _store_posts(city, bar)
         data_hub.build(city, bar)  # the departments' datasets in the catalog
+        master_index.build(city, bar, password=DEMO_PASSWORD)  # who is who across them
     audit.record(
         "system",
         "demo.build",
