@@ -30,6 +30,7 @@ api = NinjaAPI(
 )
 api.add_router("/opinion/", opinion_router)
 api.add_router("/catalog/", "civicpulse.catalog.api.router")
+api.add_router("/identity/", "civicpulse.identity.api.router")
 
 
 @api.exception_handler(HttpError)

@@ -22,6 +22,8 @@ urlpatterns = [
     path("", include("civicpulse.opinion.release_urls")),
     path("opinion/", include("civicpulse.opinion.urls")),
     path("catalog/", include("civicpulse.catalog.urls")),
+    path("identity/", include("civicpulse.identity.urls")),
+    path("my/", include("civicpulse.identity.myspace_urls")),
     path("data/", include("civicpulse.catalog.portal_urls")),
     path("api/3/action/", include("civicpulse.catalog.ckan_urls")),
     path("api/action/", include("civicpulse.catalog.ckan_urls")),

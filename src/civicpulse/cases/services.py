@@ -168,3 +168,72 @@ def daily_counts(service_code: str, since, until) -> dict[tuple[str, str], int]:
         key = (_codes(path)[1] or "", created.astimezone(tz).date().isoformat())
         counts[key] = counts.get(key, 0) + 1
     return counts
+
+
+def cases_for_reporters(reporter_ids) -> list[dict]:
+    """The cases these reporters raised, newest first, as plain records for "my space" and the
+    master index's 360° view: what a person may read about their own requests, no one else's
+    contact details."""
+    cases = (
+        Case.objects.filter(reporters__id__in=list(reporter_ids))
+        .select_related("service", "department")
+        .distinct()
+        .order_by("-created_at")
+    )
+    return [
+        {
+            "tracking_no": c.tracking_no,
+            "title": c.title,
+            "service": c.service.name,
+            "department": c.department.name,
+            "department_code": c.department.code,
+            "status": c.status,
+            "status_label": c.get_status_display(),
+            "open": c.is_open,
+            "created_at": c.created_at,
+            "closed_at": c.closed_at,
+            "due_at": c.due_at,
+            "token": c.token,
+        }
+        for c in cases
+    ]
+
+
+def notifications_for_reporters(reporter_ids) -> list[dict]:
+    """The notices owed or sent to these reporters, newest first."""
+    from civicpulse.cases.models import Notification
+
+    notices = (
+        Notification.objects.filter(reporter_id__in=list(reporter_ids))
+        .select_related("case")
+        .order_by("-created_at", "-id")
+    )
+    return [
+        {
+            "tracking_no": n.case.tracking_no,
+            "kind": n.kind,
+            "body": n.body,
+            "created_at": n.created_at,
+            "sent_at": n.sent_at,
+        }
+        for n in notices
+    ]
+
+
+def reporter_rows(batch: int = 5_000):
+    """Everyone who reported a case, with their name, phone and the time of their first case:
+    the hotline's callers as a roll the master index can link to residents. Reporters known
+    only by a device or an e-mail, or with no case, are left out."""
+    from django.db.models import Min
+
+    from civicpulse.cases.models import Reporter
+
+    reporters = (
+        Reporter.objects.exclude(name="", phone="")
+        .annotate(first_case_at=Min("cases__created_at"))
+        .filter(first_case_at__isnull=False)
+        .order_by("pk")
+        .values_list("pk", "name", "phone", "first_case_at")
+    )
+    for pk, name, phone, first in reporters.iterator(chunk_size=batch):
+        yield {"reporter_id": pk, "name": name, "phone": phone, "first_case_at": first}
