@@ -68,3 +68,9 @@ def test_a_merged_code_answers_for_the_survivor(world, login):
     body = login(world.users["admin"]).get(_url(world.li.code)).json()
     assert body["code"] == world.zhang.code and body["asked_for"] == world.li.code
     assert sum(d["records"] for d in body["records_by_department"]) == 5
+
+
+def test_the_answer_is_never_cached(world, login):
+    response = login(world.users["admin"]).get(_url(world.zhang.code))
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"] and "private" in response["Cache-Control"]

@@ -312,3 +312,112 @@ def test_a_data_admin_undoes_a_merge_and_both_keep_their_history(world, login):
     # undoing twice changes nothing
     client.post(undo_url)
     assert Entity.objects.get(pk=world.li.pk).status == "active"
+
+
+# --- what the 360° view lists of a person's requests ----------------------------------------
+
+
+def _police_case_in_district_b(world):
+    """A request Zhang Wei made to the police about district B: urban staff of grid A may not
+    see it in the cases app, so not on his page either."""
+    from django.utils import timezone
+
+    from civicpulse.cases.models import Case, Service
+
+    service = Service.objects.create(
+        code=f"id-pol-{world.n}",
+        group="治安",
+        department=world.police,
+        name_zh="治安",
+        name_en="Security",
+    )
+    case = Case.objects.create(
+        tracking_no=f"TST{world.n:04d}0099",
+        channel="hotline",
+        service=service,
+        department=world.police,
+        area=world.district_b,
+        title="举报邻居家暴",
+        description="x",
+        created_at=timezone.now(),
+    )
+    case.reporters.add(world.reporter)
+    return case
+
+
+def test_the_360_view_lists_only_requests_the_viewer_may_see_in_the_cases_app(world, client):
+    from civicpulse.cases import services as cases
+    from civicpulse.core import accounts
+    from civicpulse.core.models import Role
+
+    secret = _police_case_in_district_b(world)
+    urban = accounts.create_staff(
+        f"id-urban-{world.n}",
+        "identity-pages-secret-1",
+        Role.DEPARTMENT_STAFF,
+        department=world.urban,
+        areas=[world.grid_a],
+    )
+    assert not cases.visible_cases(urban).filter(pk=secret.pk).exists()
+    assert client.login(username=urban.username, password="identity-pages-secret-1")
+    response = client.get(_entity_url(world.zhang))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert world.case.tracking_no in html, "his request to urban management in grid A"
+    assert secret.tracking_no not in html and "举报邻居家暴" not in html
+    entry = AuditEntry.objects.filter(action="identity.view").order_by("-seq").first()
+    assert entry.detail["requests_shown"] == 1
+    # the data bureau sees the whole city's cases, so both
+    html = Client()
+    html.login(username=world.users["admin"].username, password="identity-pages-secret-1")
+    page = html.get(_entity_url(world.zhang)).content.decode()
+    assert secret.tracking_no in page and world.case.tracking_no in page
+
+
+def test_a_merged_code_outside_scope_names_no_survivor(world, login):
+    from django.utils import timezone
+
+    now = timezone.now()
+    survivor = Entity.objects.create(
+        code=f"R7{world.n:07d}55",
+        kind="resident",
+        attributes={"name": "赵六"},
+        provenance={},
+        identifier="",
+        area=world.district_b,
+        created_at=now,
+        updated_at=now,
+    )
+    merged = Entity.objects.create(
+        code=f"R7{world.n:07d}56",
+        kind="resident",
+        attributes={"name": "赵六"},
+        provenance={},
+        identifier="",
+        area=world.grid_a,
+        created_at=now,
+        updated_at=now,
+        status=Entity.Status.MERGED,
+        merged_into=survivor,
+    )
+    client = login(world.users["grid_in"])  # sees grid A (the merged one), not district B
+    response = client.get(_entity_url(merged))
+    assert response.status_code == 403
+    assert survivor.code not in response.content.decode()
+    # nothing waits in the messages for the next page either
+    assert survivor.code not in client.get("/identity/").content.decode()
+    assert survivor.code not in str(client.cookies)
+
+
+def test_staff_pages_with_personal_data_are_never_cached(world, login):
+    client = login(world.users["admin"])
+    for url in (
+        "/identity/?q=%E5%BC%A0%E4%BC%9F",
+        "/identity/",
+        "/identity/review/",
+        _entity_url(world.zhang),
+    ):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert "no-store" in response["Cache-Control"], url
+        assert "private" in response["Cache-Control"], url

@@ -24,7 +24,8 @@ from civicpulse.cases.workflow import (  # noqa: F401
     take_in,
     transfer,
 )
-from civicpulse.core.models import Area
+from civicpulse.core import scoping
+from civicpulse.core.models import Area, Role
 
 LAKE_TABLE = "cases"
 _LEVELS = ("city", "district", "street", "community", "grid")
@@ -170,12 +171,24 @@ def daily_counts(service_code: str, since, until) -> dict[tuple[str, str], int]:
     return counts
 
 
-def cases_for_reporters(reporter_ids) -> list[dict]:
+def visible_cases(user) -> QuerySet:
+    """The cases a member of staff may see: their areas, and their department's if they work
+    for one department."""
+    cases = scoping.scope(Case.objects.all(), user)
+    profile = scoping.profile_of(user)
+    if profile and profile.role == Role.DEPARTMENT_STAFF and profile.department_id:
+        cases = cases.filter(department_id=profile.department_id)
+    return cases
+
+
+def cases_for_reporters(reporter_ids, *, viewer=None) -> list[dict]:
     """The cases these reporters raised, newest first, as plain records for "my space" and the
     master index's 360° view: what a person may read about their own requests, no one else's
-    contact details."""
+    contact details. Given a ``viewer`` (a member of staff), only the cases that viewer may
+    see in the one window (``visible_cases``); without one, all of them, for their owner."""
+    cases = Case.objects.all() if viewer is None else visible_cases(viewer)
     cases = (
-        Case.objects.filter(reporters__id__in=list(reporter_ids))
+        cases.filter(reporters__id__in=list(reporter_ids))
         .select_related("service", "department")
         .distinct()
         .order_by("-created_at")

@@ -27,6 +27,7 @@ from civicpulse.cases.forms import (
     TransferForm,
 )
 from civicpulse.cases.models import Case, Service
+from civicpulse.cases.services import visible_cases
 from civicpulse.cases.workflow import CaseError, Intake
 from civicpulse.core import audit, ratelimit, scoping
 from civicpulse.core.models import Area, Department, Role
@@ -46,16 +47,6 @@ def _client_ip(request: HttpRequest) -> str:
 def _role(request: HttpRequest) -> str | None:
     profile = scoping.profile_of(request.user)
     return "superuser" if request.user.is_superuser else (profile.role if profile else None)
-
-
-def visible_cases(user):
-    """The cases a member of staff may see: their areas, and their department's if they work
-    for one department."""
-    cases = scoping.scope(Case.objects.all(), user)
-    profile = scoping.profile_of(user)
-    if profile and profile.role == Role.DEPARTMENT_STAFF and profile.department_id:
-        cases = cases.filter(department_id=profile.department_id)
-    return cases
 
 
 def _staff_only(request: HttpRequest) -> None:

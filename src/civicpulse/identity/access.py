@@ -16,7 +16,10 @@ Staff:
   records masked, whichever department holds them: a decision needs both sides.
 
 Account holders (residents, enterprise representatives) see exactly the one entity their
-account was verified against, never another, and never any staff page.
+account was verified against, never another, and never any staff page. A resident registers
+online by proving their ID number, name and mobile; an enterprise's account is issued by the
+data bureau after an in-person check (``issue_account``), never self-registered. One person
+holds one account of a kind, counted over every entity merged into theirs.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ from __future__ import annotations
 import re
 
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from civicpulse.core import scoping
+from civicpulse.core import audit, scoping
 from civicpulse.core.models import Role
 from civicpulse.identity.checks import mask, name_key
 from civicpulse.identity.models import Account, Entity, Kind, ReviewPair, SourceRecord
@@ -271,17 +276,75 @@ def verify_resident(id_number: str, name: str, mobile: str) -> Entity | None:
     return None
 
 
-def verify_representative(credit_code: str, name: str, id_number: str) -> Entity | None:
-    """The active enterprise with this credit code whose legal representative is the resident
-    with this name and ID number, or None."""
-    person = Entity.objects.filter(
-        kind=Kind.RESIDENT, status=Entity.Status.ACTIVE, identifier=id_number
-    ).first()
-    if person is None or not _same_name(person.attributes.get("name"), name):
-        return None
-    for entity in Entity.objects.filter(
-        kind=Kind.ENTERPRISE, status=Entity.Status.ACTIVE, identifier=credit_code
-    ):
-        if _same_name(entity.attributes.get("legal_representative"), name):
-            return entity
-    return None
+class AccountError(Exception):
+    """A "my space" account that may not be made; ``code`` says why, for callers and tests."""
+
+    def __init__(self, message: str, code: str):
+        super().__init__(message)
+        self.code = code
+
+
+# Which account each kind of entity takes: a resident their own, an enterprise its legal
+# representative's.
+RELATIONS = {Kind.RESIDENT: Account.Relation.SELF, Kind.ENTERPRISE: Account.Relation.REPRESENTATIVE}
+
+
+def lineage(entity: Entity) -> list[int]:
+    """The entity and every entity merged into it, however many merges back: one person's
+    accounts may sit on any of them, and all count as that person's."""
+    found, frontier = [entity.pk], [entity.pk]
+    while frontier:
+        frontier = [
+            pk
+            for pk in Entity.objects.filter(merged_into_id__in=frontier).values_list(
+                "pk", flat=True
+            )
+            if pk not in found
+        ]
+        found += frontier
+    return found
+
+
+def claim(entity: Entity, relation: str) -> Entity:
+    """Lock the entity (``select_for_update``, so two sign-ups for one person queue up) and
+    make sure no account of ``relation`` exists on it or on anything merged into it. Call
+    inside ``transaction.atomic``; the account is then created in the same transaction."""
+    locked = Entity.objects.select_for_update().get(pk=entity.pk)
+    if locked.status != Entity.Status.ACTIVE:
+        raise AccountError(
+            _("%(code)s was merged; give the entity it went into.") % {"code": locked.code},
+            code="merged",
+        )
+    if Account.objects.filter(entity_id__in=lineage(locked), relation=relation).exists():
+        raise AccountError(_("This entity already has such an account."), code="taken")
+    return locked
+
+
+def issue_account(entity: Entity, user, relation: str, *, actor) -> Account:
+    """Give ``user`` a "my space" account on ``entity``, by the data bureau, after the person
+    was checked in person at the service hall. The only way to an enterprise account: the
+    market register names the legal representative but holds no ID number of theirs, so a
+    name typed online proves nothing. ``actor`` is the data-bureau user who issues it."""
+    if not _has(actor, {Role.DATA_ADMIN}):
+        raise PermissionDenied(_("Only the data bureau issues my-space accounts."))
+    if RELATIONS.get(entity.kind) != relation:
+        raise AccountError(
+            _("A %(kind)s takes an account of another relation.") % {"kind": entity.kind},
+            code="relation",
+        )
+    if role_of(user) is not None:
+        raise AccountError(_("Staff accounts cannot hold a my-space account."), code="staff")
+    if Account.objects.filter(user=user).exists():
+        raise AccountError(_("This user already has a my-space account."), code="has account")
+    with transaction.atomic():
+        locked = claim(entity, relation)
+        account = Account.objects.create(
+            user=user, entity=locked, relation=relation, verified_at=timezone.now()
+        )
+        audit.record(
+            actor,
+            "identity.account.issue",
+            locked,
+            detail={"code": locked.code, "user": user.get_username(), "relation": relation},
+        )
+    return account

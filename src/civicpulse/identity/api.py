@@ -10,13 +10,16 @@ survivor's, ``asked_for`` the one given). The rules are those of the 360° page
     401  not signed in
     403  a role the master index is not for
     404  no such entity, or one outside the caller's scope (its existence is not revealed)
+
+The answer carries ``Cache-Control: private, no-store`` (it holds personal data, if masked).
 """
 
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.utils.cache import add_never_cache_headers
 from ninja import Router
 from ninja.errors import HttpError
 from ninja.security import django_auth
@@ -29,7 +32,8 @@ router = Router(tags=["identity"])
 
 
 @router.get("/entities/{code}", auth=django_auth, summary="A resident's or enterprise's record")
-def entity(request: HttpRequest, code: str) -> dict:
+def entity(request: HttpRequest, response: HttpResponse, code: str) -> dict:
+    add_never_cache_headers(response)  # a person's record: no shared or browser cache keeps it
     try:
         access.require_staff(request.user)
     except PermissionDenied as exc:

@@ -16,8 +16,8 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from civicpulse.identity import access
-from civicpulse.identity.checks import check_credit_code, check_mobile, check_resident_id
-from civicpulse.identity.models import Kind, ReviewPair
+from civicpulse.identity.checks import check_mobile, check_resident_id
+from civicpulse.identity.models import ReviewPair
 
 MAX_QUERY = 64
 MAX_NAME = 64
@@ -51,48 +51,32 @@ class DecisionForm(forms.Form):
 
 
 class MySpaceLoginForm(AuthenticationForm):
-    """Django's sign-in, admitting only people with a "my space" account (not staff)."""
+    """Django's sign-in, admitting only people with a "my space" account (not staff).
 
-    error_messages = {
-        **AuthenticationForm.error_messages,
-        "not_my_space": _(
-            "This sign-in is for residents and enterprises registered for my space. "
-            "Staff sign in on the staff page."
-        ),
-    }
+    A staff member's name and right password get the very error a wrong password gets: a
+    different one would confirm a staff password to whoever tries it here, with no lockout
+    of the staff sign-in to stop them.
+    """
 
     def confirm_login_allowed(self, user) -> None:
         super().confirm_login_allowed(user)
         if access.account_of(user) is None:
-            raise ValidationError(self.error_messages["not_my_space"], code="not_my_space")
+            raise self.get_invalid_login_error()
 
 
 class RegisterForm(forms.Form):
     """Who you are (checked against the master index) and the sign-in you choose.
 
-    A resident gives their ID number, name and mobile; an enterprise's legal representative
-    gives the credit code, their own name and their own ID number.
+    Only residents register here, with their ID number, name and mobile. Enterprise accounts
+    are issued by the service hall after an in-person check (``access.issue_account``): the
+    market register holds no ID number of the legal representative, so their name alone would
+    let any namesake in. Whether the user name is free is told only once the identity matched
+    (in the view), so the form cannot be used to learn who has an account.
     """
 
-    kind = forms.ChoiceField(
-        label=_("I register as"),
-        choices=[
-            (Kind.RESIDENT, _("a resident")),
-            (Kind.ENTERPRISE, _("an enterprise's legal representative")),
-        ],
-        initial=Kind.RESIDENT,
-        widget=forms.RadioSelect,
-    )
     id_number = forms.CharField(label=_("Your resident ID number"), max_length=40)
     name = forms.CharField(label=_("Your name"), max_length=MAX_NAME)
-    mobile = forms.CharField(
-        label=_("Your mobile number (residents)"), max_length=20, required=False
-    )
-    credit_code = forms.CharField(
-        label=_("The enterprise's unified social credit code (representatives)"),
-        max_length=40,
-        required=False,
-    )
+    mobile = forms.CharField(label=_("Your mobile number"), max_length=20)
     username = forms.CharField(
         label=_("User name you choose"),
         max_length=150,
@@ -111,38 +95,18 @@ class RegisterForm(forms.Form):
             )
         return checked.value
 
-    def clean_username(self) -> str:
-        username = self.cleaned_data["username"]
-        if get_user_model().objects.filter(username__iexact=username).exists():
-            raise ValidationError(_("This user name is taken; choose another."), code="taken")
-        return username
+    def clean_mobile(self) -> str:
+        checked = check_mobile(self.cleaned_data["mobile"])
+        if not checked:
+            raise ValidationError(
+                _("This mobile number is not valid: %(reason)s"),
+                code=checked.code,
+                params={"reason": checked.reason},
+            )
+        return checked.value
 
     def clean(self) -> dict:
         data = super().clean()
-        if data.get("kind") == Kind.RESIDENT:
-            checked = check_mobile(data.get("mobile") or "")
-            if not checked:
-                self.add_error(
-                    "mobile",
-                    ValidationError(
-                        _("This mobile number is not valid: %(reason)s"),
-                        params={"reason": checked.reason},
-                    ),
-                )
-            else:
-                data["mobile"] = checked.value
-        elif data.get("kind") == Kind.ENTERPRISE:
-            checked = check_credit_code(data.get("credit_code") or "")
-            if not checked:
-                self.add_error(
-                    "credit_code",
-                    ValidationError(
-                        _("This credit code is not valid: %(reason)s"),
-                        params={"reason": checked.reason},
-                    ),
-                )
-            else:
-                data["credit_code"] = checked.value
         first, second = data.get("password1"), data.get("password2")
         if first and second and first != second:
             self.add_error("password2", _("The two passwords differ."))
@@ -153,3 +117,9 @@ class RegisterForm(forms.Form):
             except ValidationError as exc:
                 self.add_error("password1", exc)
         return data
+
+    def forget_id_number(self) -> None:
+        """Leave the typed ID number out of the page shown again (errors are kept): a refused
+        form must not put a whole ID number back on a shared screen or in a cache."""
+        self.data = self.data.copy()
+        self.data["id_number"] = ""

@@ -115,3 +115,4 @@ __all__ += [
     "undo",
 ]
 # --- end master index ---
+from civicpulse.identity.access import AccountError, issue_account  # noqa: E402, F401

@@ -25,7 +25,7 @@ from django.contrib.auth import get_user_model, login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -165,6 +165,7 @@ def _row(entity: Entity) -> dict:
     }
 
 
+@never_cache
 @login_required
 @require_GET
 def search(request: HttpRequest) -> HttpResponse:
@@ -242,6 +243,9 @@ def entity_view(request: HttpRequest, code: str) -> HttpResponse:
     access.require_entity(request.user, entity)
     survivor = access.surviving(entity)
     if survivor.pk != entity.pk:
+        # the survivor's code is told only to those who may open it
+        if not access.can_see_entity(request.user, survivor):
+            raise PermissionDenied
         messages.info(
             request,
             _("%(old)s was merged into %(new)s.") % {"old": entity.code, "new": survivor.code},
@@ -266,7 +270,7 @@ def entity_view(request: HttpRequest, code: str) -> HttpResponse:
         if r.source.service_title
     ]
     reporter_ids = _reporter_ids(readable)
-    requests = cases.cases_for_reporters(reporter_ids) if reporter_ids else []
+    requests = cases.cases_for_reporters(reporter_ids, viewer=request.user) if reporter_ids else []
     audit.record(
         request.user,
         "identity.reveal" if reveal else "identity.view",
@@ -355,6 +359,7 @@ def _pair(pair) -> dict:
     }
 
 
+@never_cache
 @login_required
 @require_GET
 def review(request: HttpRequest) -> HttpResponse:
@@ -521,70 +526,76 @@ def my_request(request: HttpRequest, tracking_no: str) -> HttpResponse:
     )
 
 
-def _verified(data: dict) -> tuple[Entity | None, str]:
-    if data["kind"] == Kind.ENTERPRISE:
-        entity = access.verify_representative(data["credit_code"], data["name"], data["id_number"])
-        return entity, Account.Relation.REPRESENTATIVE
-    return (
-        access.verify_resident(data["id_number"], data["name"], data["mobile"]),
-        Account.Relation.SELF,
-    )
-
-
-@require_http_methods(["GET", "POST"])
-def my_register(request: HttpRequest) -> HttpResponse:
-    if request.method == "GET":
-        return render(request, "identity/my_register.html", {"form": RegisterForm()})
-    if not ratelimit.hit(
-        f"identity.register:{_client(request)}", limit=REGISTRATIONS_PER_HOUR, per=3600
-    ):
+def _refused(request: HttpRequest, why: str) -> None:
+    """Audit a refused registration, once per client and hour: the refusals themselves are
+    limited only by the rate limit, and a visitor must not write to the audit chain at will."""
+    if ratelimit.hit(f"identity.register.audited:{_client(request)}", limit=1, per=3600):
         audit.record(
             "anonymous",
             "identity.register.refused",
             object_type="identity.account",
-            detail={"why": "rate", "client": _client(request)},
+            detail={"why": why, "client": _client(request)},
         )
-        response = render(
-            request,
-            "identity/my_register.html",
-            {
-                "form": RegisterForm(),
-                "refusal": _too_many(),
-            },
-            status=429,
-        )
+
+
+def _register_page(request, form, *, status=200, refusal="") -> HttpResponse:
+    if form.is_bound:
+        form.forget_id_number()
+    context = {"form": form, "refusal": refusal}
+    return render(request, "identity/my_register.html", context, status=status)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def my_register(request: HttpRequest) -> HttpResponse:
+    """A resident's sign-up. The order of the checks is the point: the format of what was
+    typed, then the identity, and only then whether the user name is free, so a stranger
+    learns neither whose details match nor which user names exist."""
+    if request.method == "GET":
+        return _register_page(request, RegisterForm())
+    if not ratelimit.hit(
+        f"identity.register:{_client(request)}", limit=REGISTRATIONS_PER_HOUR, per=3600
+    ):
+        _refused(request, "rate")
+        response = _register_page(request, RegisterForm(), status=429, refusal=_too_many())
         response["Retry-After"] = "3600"
         return response
     form = RegisterForm(request.POST)
     if not form.is_valid():
-        return render(request, "identity/my_register.html", {"form": form}, status=400)
+        return _register_page(request, form, status=400)
     data = form.cleaned_data
-    entity, relation = _verified(data)
-    taken = entity is not None and entity.accounts.filter(relation=relation).exists()
-    if entity is None or taken:
+    entity = access.verify_resident(data["id_number"], data["name"], data["mobile"])
+    no_match = _("These details do not match our records (or an account already exists for them).")
+    if entity is None:
         audit.record(
             "anonymous",
             "identity.register.refused",
             object_type="identity.account",
-            detail={"why": "taken" if taken else "no match", "kind": data["kind"]},
+            detail={"why": "no match"},
         )
-        return render(
-            request,
-            "identity/my_register.html",
-            {
-                "form": form,
-                "refusal": _(
-                    "These details do not match our records (or an account already exists "
-                    "for them)."
-                ),
-            },
-            status=400,
+        return _register_page(request, form, status=400, refusal=no_match)
+    username = data["username"]
+    if get_user_model().objects.filter(username__iexact=username).exists():
+        form.add_error("username", _("This user name is taken; choose another."))
+        return _register_page(request, form, status=400)
+    try:
+        with transaction.atomic():
+            locked = access.claim(entity, Account.Relation.SELF)
+            user = get_user_model().objects.create_user(username, password=data["password1"])
+            account = Account.objects.create(
+                user=user, entity=locked, relation=Account.Relation.SELF, verified_at=timezone.now()
+            )
+    except access.AccountError:
+        audit.record(
+            "anonymous",
+            "identity.register.refused",
+            object_type="identity.account",
+            detail={"why": "taken"},
         )
-    with transaction.atomic():
-        user = get_user_model().objects.create_user(data["username"], password=data["password1"])
-        account = Account.objects.create(
-            user=user, entity=entity, relation=relation, verified_at=timezone.now()
-        )
-    audit.record(user, "identity.register", entity, detail={"relation": account.relation})
+        return _register_page(request, form, status=400, refusal=no_match)
+    except IntegrityError:  # the same user name, taken a moment ago by someone else
+        form.add_error("username", _("This user name is taken; choose another."))
+        return _register_page(request, form, status=400)
+    audit.record(user, "identity.register", account.entity, detail={"relation": account.relation})
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     return redirect("myspace:home")
