@@ -110,6 +110,108 @@ def test_missing_names_are_none(missing):
     assert name(missing) is None and pinyin(missing) is None and sound_key(missing) is None
 
 
+# ------------------------------------------------------------------ names with a title
+
+
+@pytest.mark.parametrize(
+    ("said", "kept", "reading"),
+    [
+        ("张先生", "张", "zhang"),
+        ("李女士", "李", "li"),
+        ("王阿姨", "王", "wang"),
+        ("刘师傅", "刘", "liu"),
+        ("赵大爷", "赵", "zhao"),
+        ("孙大妈", "孙", "sun"),
+        ("陈小姐", "陈", "chen"),
+        ("周太太", "周", "zhou"),
+        ("吴老师", "吴", "wu"),
+        ("郑同志", "郑", "zheng"),
+        ("张老先生", "张", "zhang"),  # the longer title, not 张老 + 先生
+        ("老王", "王", "wang"),
+        ("小李", "李", "li"),
+        ("小王师傅", "王", "wang"),
+        ("张 先生", "张", "zhang"),
+        ("单女士", "单", "shan"),  # the surname's reading, not dan
+        ("曾先生", "曾", "zeng"),
+        ("欧阳先生", "欧阳", "ouyang"),
+        ("诸葛女士", "诸葛", "zhuge"),
+        ("司马阿姨", "司马", "sima"),
+    ],
+)
+def test_a_surname_with_a_title_keeps_only_the_surname(said, kept, reading):
+    row = normalise.resident({"name": said})
+    assert row["name"] == kept
+    assert row["surname_only"] == "1"
+    assert row["name_pinyin"] == row["surname_pinyin"] == reading
+    assert row["name_sound"] == sound_key(kept)
+
+
+@pytest.mark.parametrize(
+    ("said", "kept", "reading"),
+    [
+        ("Mr Zhang", "zhang", "zhang"),
+        ("Mr. Zhang", "zhang", "zhang"),
+        ("MRS LI", "li", "li"),
+        ("Ms. Wang", "wang", "wang"),
+        ("Miss Chen", "chen", "chen"),
+        ("Mr O'Brien", "obrien", "obrien"),
+        ("ＭＲ ＺＨＡＮＧ", "zhang", "zhang"),
+    ],
+)
+def test_english_titles_with_a_surname_keep_only_the_surname(said, kept, reading):
+    row = normalise.resident({"name": said})
+    assert (row["name"], row["surname_only"], row["surname_pinyin"]) == (kept, "1", reading)
+
+
+@pytest.mark.parametrize(
+    ("written", "kept", "reading"),
+    [
+        ("张伟", "张伟", "zhang"),
+        ("张伟先生", "张伟", "zhang"),  # a whole name with a title is still a whole name
+        ("Mr. Zhang Wei", "zhangwei", "zhang"),
+        ("Zhang Wei", "zhangwei", "zhang"),
+        ("欧阳锋", "欧阳锋", "ouyang"),
+        ("诸葛亮", "诸葛亮", "zhuge"),
+        ("司马光", "司马光", "sima"),
+        ("单伟", "单伟", "shan"),
+        ("尉迟恭", "尉迟恭", "yuchi"),
+        ("长孙无忌", "长孙无忌", "zhangsun"),
+    ],
+)
+def test_whole_names_are_not_surname_only_and_give_their_surname_reading(written, kept, reading):
+    row = normalise.resident({"name": written})
+    assert (row["name"], row["surname_only"], row["surname_pinyin"]) == (kept, None, reading)
+
+
+def test_a_pet_name_after_xiao_is_not_a_surname():
+    # 小明 is a pet name: 明 after 小 is not read as a surname (only common surnames are)
+    row = normalise.resident({"name": "小明"})
+    assert row["name"] == "小明" and row["surname_only"] is None
+
+
+@pytest.mark.parametrize("said", ["先生", "女士", "老师", "Mr.", "Ms"])
+def test_a_title_alone_names_nobody(said):
+    row = normalise.resident({"name": said})
+    assert row["name"] is row["name_pinyin"] is row["surname_pinyin"] is row["surname_only"] is None
+
+
+def test_a_one_word_latin_name_has_no_surname_to_tell():
+    row = normalise.resident({"name": "Zhangwei"})
+    assert row["name"] == "zhangwei" and row["surname_pinyin"] is None
+    assert row["surname_only"] is None
+
+
+def test_the_title_is_not_part_of_a_legal_representatives_pinyin():
+    row = normalise.enterprise({"name": "鑫源商贸有限公司", "legal_representative": "王先生"})
+    assert (row["legal_rep"], row["legal_rep_pinyin"]) == ("王", "wang")
+
+
+def test_the_name_as_given_is_not_altered():
+    attrs = {"name": "张先生"}
+    normalise.resident(attrs)
+    assert attrs == {"name": "张先生"}
+
+
 # ------------------------------------------------------------------ phones
 
 

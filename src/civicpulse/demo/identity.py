@@ -9,7 +9,10 @@ callers) join them. Every source is synced and the linker makes the master index
 per kind, through the same services the worker's jobs use.
 
 The hotline's callers: the generated cases carry no reporter, so a small seeded share of the
-hotline cases is given one, a resident of the city who gave their name and mobile on the phone.
+hotline cases is given one, as a hotline hears them: mostly residents of the city, some visitors;
+a full name or only a surname and a title (张先生, 王阿姨); the registered mobile or another
+number. The callers who gave only a surname with their registered number leave the resident run
+with uncertain pairs in the review queue.
 
 "My space" gets three demo accounts: a disabled resident who receives the disability allowance
 and has called the hotline, a second resident on another roll, and the legal representative of an
@@ -35,7 +38,14 @@ from civicpulse.cases.models import Case, Reporter
 from civicpulse.catalog import services as catalog
 from civicpulse.core.models import Department
 from civicpulse.demo import people
-from civicpulse.demo.generator import DemoCity
+from civicpulse.demo.generator import (
+    _GIVEN,
+    _MOBILE_PREFIXES,
+    _SURNAMES,
+    DemoCity,
+    _years_before,
+)
+from civicpulse.identity import normalise
 from civicpulse.identity import services as identity
 from civicpulse.identity.models import Account, Entity, Kind, SourceRecord
 from civicpulse.identity.models import Resident as RegisteredResident
@@ -46,6 +56,21 @@ __all__ = ["ACCOUNTS", "COLUMNS", "STEPS", "build", "login_lines", "roll_rows", 
 _HOTLINE_STREAM = 103
 # Share of the hotline's cases whose caller left a name and mobile the index can use.
 CALLER_SHARE = 0.01
+# Of those callers: visitors on no roll of the city; of the residents, those who gave their full
+# name (the others only a surname and a title), and those who gave a number other than the one
+# the population register holds (a relative's, the office's).
+VISITOR_SHARE = 0.05
+FULL_NAME_SHARE = 0.55 / 0.90
+OTHER_PHONE_SHARE = 0.10
+# How a caller is addressed, by gender and age (under 30, 30-59, 60 on): (title, weight).
+_TITLES = {
+    ("M", "young"): (("先生", 0.9), ("师傅", 0.1)),
+    ("M", "mid"): (("先生", 0.8), ("师傅", 0.15), ("老师", 0.05)),
+    ("M", "old"): (("大爷", 0.5), ("先生", 0.35), ("师傅", 0.15)),
+    ("F", "young"): (("女士", 0.85), ("小姐", 0.15)),
+    ("F", "mid"): (("女士", 0.85), ("阿姨", 0.1), ("老师", 0.05)),
+    ("F", "old"): (("阿姨", 0.5), ("女士", 0.3), ("大妈", 0.2)),
+}
 
 # The files' columns, in the departments' words: attribute -> column.
 COLUMNS = {
@@ -153,31 +178,94 @@ def _register(roll, path: Path, admin) -> None:
 # ============================================================================================
 
 
+def _age(born, on) -> int:
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def _title(rng: np.random.Generator, male: bool, age: int) -> str:
+    """What a caller of this gender and age is called on the line."""
+    titles = _TITLES[("M" if male else "F", "old" if age >= 60 else "young" if age < 30 else "mid")]
+    words, weights = zip(*titles, strict=True)
+    return words[int(rng.choice(len(words), p=np.array(weights) / sum(weights)))]
+
+
+def _mobile(rng: np.random.Generator) -> str:
+    prefix = _MOBILE_PREFIXES[int(rng.integers(len(_MOBILE_PREFIXES)))]
+    return f"{prefix}{int(rng.integers(100_000_000)):08d}"
+
+
+def _visitor(rng: np.random.Generator) -> tuple[str, bool, int]:
+    """A name, gender and age for someone from out of town (on no roll of the city)."""
+    male = bool(rng.random() < 0.5)
+    age = int(rng.integers(20, 75))
+    surnames, weights = zip(*_SURNAMES, strict=True)
+    surname = surnames[int(rng.choice(len(surnames), p=np.array(weights) / sum(weights)))]
+    era = "old" if age >= 60 else "mid" if age >= 35 else "young"
+    pool = _GIVEN[(era, "M" if male else "F")]
+    given = "".join(pool[int(i)] for i in rng.integers(len(pool), size=int(rng.integers(1, 3))))
+    return surname + given, male, age
+
+
+def _as_said(rng: np.random.Generator, name: str, phone: str, male: bool, age: int):
+    """The name and number a caller gave: the full name or only surname and title, the
+    registered number or another one (a relative's, the office's)."""
+    if rng.random() >= FULL_NAME_SHARE:
+        name = f"{normalise.parse_name(name).surname}{_title(rng, male, age)}"
+    if rng.random() < OTHER_PHONE_SHARE:
+        phone = _mobile(rng)
+    return name, phone
+
+
 def _callers(city: DemoCity, featured: list[RegisteredResident]) -> None:
-    """Give a seeded share of the hotline cases a caller from among the residents, who gave
-    the name and mobile the population register holds; the featured residents (the demo
-    accounts) called twice each, so "my space" has requests to show."""
+    """Give a seeded share of the hotline cases a caller, as a hotline hears them.
+
+    Most callers are adult residents of the city; some are visitors on no roll of the city
+    (each stays an entity of their own). A caller gives the full name or only a surname and a
+    title (张先生, 王阿姨), and the registered mobile or another number; the master index links
+    the full names, queues the surnames with the registered number for review, and leaves the
+    rest alone. The featured residents (the demo accounts) gave their full name and registered
+    mobile, twice each, so "my space" has requests to show."""
     rng = np.random.default_rng([city.seed, _HOTLINE_STREAM])
     hotline = Case.objects.filter(channel=Case.Channel.HOTLINE).order_by("pk")
     cases = list(hotline.values_list("pk", flat=True))
-    residents = list(RegisteredResident.objects.order_by("pk").values_list("pk", flat=True))
+    adult_born = _years_before(city.end, 18)
+    residents = list(
+        RegisteredResident.objects.filter(birth_date__lte=adult_born)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
     if not cases or not residents:
         return
     n = max(len(featured) * 2, int(len(cases) * CALLER_SHARE))
     chosen_cases = rng.choice(len(cases), size=min(n, len(cases)), replace=False)
-    callers = [r.pk for r in featured for _ in range(2)]  # two calls each
-    callers += [
-        residents[i] for i in rng.choice(len(residents), size=len(chosen_cases) - len(callers))
-    ]
-    by_pk = RegisteredResident.objects.in_bulk(set(callers))
+    callers: list[object] = [r.pk for r in featured for _ in range(2)]  # two calls each
+    for _ in range(len(chosen_cases) - len(callers)):
+        if rng.random() < VISITOR_SHARE:
+            callers.append(("visitor", len(callers)))
+        else:
+            callers.append(residents[int(rng.integers(len(residents)))])
+    by_pk = RegisteredResident.objects.in_bulk({c for c in callers if isinstance(c, int)})
+    said, as_registered = {}, {r.pk for r in featured}
+    for caller in dict.fromkeys(callers):
+        if caller in as_registered:
+            said[caller] = (by_pk[caller].name, by_pk[caller].phone)
+        elif isinstance(caller, int):
+            person = by_pk[caller]
+            male = person.gender == RegisteredResident.Gender.MALE
+            said[caller] = _as_said(
+                rng, person.name, person.phone, male, _age(person.birth_date, city.end)
+            )
+        else:
+            name, male, age = _visitor(rng)
+            said[caller] = _as_said(rng, name, _mobile(rng), male, age)
     with transaction.atomic():
-        reporters = {}
-        for pk in dict.fromkeys(callers):
-            person = by_pk[pk]
-            reporters[pk] = Reporter.objects.create(name=person.name, phone=person.phone)
+        reporters = {
+            caller: Reporter.objects.create(name=name, phone=phone)
+            for caller, (name, phone) in said.items()
+        }
         links = [
-            Case.reporters.through(case_id=cases[int(i)], reporter_id=reporters[pk].pk)
-            for i, pk in zip(chosen_cases, callers, strict=True)
+            Case.reporters.through(case_id=cases[int(i)], reporter_id=reporters[caller].pk)
+            for i, caller in zip(chosen_cases, callers, strict=True)
         ]
         Case.reporters.through.objects.bulk_create(links)
 

@@ -16,6 +16,12 @@ readings of those surnames are listed here. ``name_sound`` folds the confusions 
 accents and homophones (zh/z, ch/c, sh/s, n/l, ang/an, eng/en, ing/in) on the joined pinyin, so it
 is the same for a Han name and its romanisation.
 
+A name is read as a person's name (:func:`parse_name`): what a hotline caller gives is often a
+surname and a title (``张先生``, ``李阿姨``, ``老王``, ``Mr Zhang``). The title is not part of the
+name, so ``name`` keeps the surname, ``surname_only`` says that nothing more was given, and the
+linker counts such a name only as "the same surname". ``surname_pinyin`` is the surname's reading
+for every name (compound surnames such as 欧阳 or 诸葛 read whole).
+
 Areas: :class:`Gazetteer` knows the city's area tree and finds the deepest area an address names.
 It is built from plain tuples (no Django needed: tests, benchmarks, Spark workers) or from the
 store with :meth:`Gazetteer.from_store`.
@@ -29,6 +35,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from functools import cache, lru_cache
+from typing import NamedTuple
 
 from civicpulse.identity.checks import (
     check_credit_code,
@@ -41,6 +48,7 @@ from civicpulse.identity.checks import (
 __all__ = [
     "COLUMNS",
     "Gazetteer",
+    "PersonName",
     "address",
     "area_code",
     "birth_date",
@@ -48,17 +56,20 @@ __all__ = [
     "enterprise_core",
     "gender",
     "name",
+    "parse_name",
     "phone",
     "pinyin",
     "problems",
     "resident",
     "sound_key",
+    "surname_pinyin",
 ]
 
 COLUMNS: dict[str, list[str]] = {
     "resident": [
-        "name", "name_pinyin", "name_sound", "id_number", "id_valid", "id_division", "id_birth",
-        "id_sequence", "birth_date", "gender", "phone", "address", "area_code",
+        "name", "name_pinyin", "name_sound", "surname_pinyin", "surname_only", "id_number",
+        "id_valid", "id_division", "id_birth", "id_sequence", "birth_date", "gender", "phone",
+        "address", "area_code",
     ],
     "enterprise": [
         "name", "name_pinyin", "name_core", "uscc", "uscc_valid", "uscc_division", "uscc_org",
@@ -112,15 +123,106 @@ def _pypinyin():
     return lambda text: lazy_pinyin(text, style=Style.NORMAL, v_to_u=False)
 
 
+# Compound surnames, read as one surname: 欧阳先生 gave only a surname, 欧阳锋 is 欧阳 + 锋.
+_COMPOUND_SURNAMES = frozenset(
+    "欧阳 司马 诸葛 上官 东方 皇甫 尉迟 公孙 慕容 令狐 长孙 宇文 司徒 司空 夏侯 轩辕 端木 独孤 "
+    "南宫 万俟 闻人 澹台 单于 公羊 濮阳 太史 申屠 钟离 呼延 赫连 拓跋 百里 东郭 西门 左丘 "
+    "淳于 仲孙 叔孙 鲜于 闾丘 公冶 漆雕 乐正 羊舌 微生 梁丘 即墨".split()
+)
+# Common surnames, for the familiar 老王 / 小李: after 老 or 小 only a surname from this list
+# counts, since 小明 or 小红 is a pet name, not a surname with a prefix.
+_COMMON_SURNAMES = frozenset(
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程"
+    "苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付傅方白邹孟熊秦邱江尹薛闫阎段雷侯史陶黎贺顾毛郝"
+    "龚邵万钱严覃武戴莫孔向汤常关纪隋邢单庞樊殷包齐柳鲁葛牛易温乔倪车焦申岳聂章耿翟"
+)
+# What a caller says after their surname (张先生, 李阿姨, 王老师), longest first so that
+# 张老先生 gives 张 and not 张老.
+_TITLES = tuple(
+    sorted(
+        "先生 女士 小姐 太太 夫人 阿姨 大爷 大妈 大娘 大叔 大婶 大姐 大哥 师傅 老师 同志 "
+        "奶奶 爷爷 老先生 老太太 老太 老爷子".split(),
+        key=len,
+        reverse=True,
+    )
+)
+_FAMILIAR = "老小"
+_EN_TITLE = re.compile(r"^(?:mr|mrs|ms|miss|mx|madam|madame|dr)\b\.?")
+_LATIN_WORDS = re.compile(r"[\s·•・.\-_,]+")
+
+
+class PersonName(NamedTuple):
+    """A written name read as a person's name: ``text`` without any title, its ``surname``
+    (None when it cannot be told, as in a one-word latin name) and whether the writer gave
+    ``only_surname`` (张先生, 老王, Mr Zhang)."""
+
+    text: str | None
+    surname: str | None
+    only_surname: bool
+
+
+_NOBODY = PersonName(None, None, False)
+
+
+def _han_name(text: str) -> PersonName:
+    titled = False
+    for title in _TITLES:
+        if text.endswith(title):
+            if len(text) == len(title):
+                return _NOBODY  # a title alone names nobody
+            text, titled = text[: -len(title)], True
+            break
+    if len(text) >= 2 and text[0] in _FAMILIAR:
+        rest = text[1:]
+        if rest in _COMMON_SURNAMES or rest in _COMPOUND_SURNAMES:
+            return PersonName(rest, rest, True)
+    if titled and (len(text) == 1 or text in _COMPOUND_SURNAMES):
+        return PersonName(text, text, True)
+    size = 2 if len(text) >= 3 and text[:2] in _COMPOUND_SURNAMES else 1
+    return PersonName(text, text[:size], False)
+
+
+def _latin_name(text: str) -> PersonName:
+    folded = text.casefold()
+    title = _EN_TITLE.match(folded)
+    words = [w for w in _LATIN_WORDS.split(folded[title.end() :] if title else folded) if w]
+    if not words:
+        return _NOBODY
+    if title and len(words) == 1:
+        return PersonName(words[0], words[0], True)
+    # Departments write a pinyin name surname first (ZHANG Wei), so that is how it is read.
+    return PersonName(" ".join(words), words[0] if len(words) > 1 else None, False)
+
+
+@lru_cache(maxsize=_CACHE)
+def parse_name(value: object) -> PersonName:
+    """A written name as a person's name: a hotline caller is often only ``张先生``,
+    ``李阿姨``, ``老王`` or ``Mr Zhang``, which names a surname and nothing more. The title is
+    dropped (it is not part of the name); a title alone names nobody."""
+    text = _text(value)
+    if text is None:
+        return _NOBODY
+    text = unicodedata.normalize("NFKC", text).strip()
+    if _HAN.search(text):
+        return _han_name(_NAME_SEPARATORS.sub("", text))
+    return _latin_name(text)
+
+
 @lru_cache(maxsize=_CACHE)
 def name(value: object) -> str | None:
     """A person's name for comparison: NFKC (so half width), no spaces or separator dots,
-    latin letters lower-cased: ``ZHANG  Wei`` -> ``zhangwei``, ``阿依·买买提`` -> ``阿依买买提``."""
-    text = _text(value)
-    if text is None:
+    latin letters lower-cased, no title: ``ZHANG  Wei`` -> ``zhangwei``, ``阿依·买买提`` ->
+    ``阿依买买提``, ``张先生`` -> ``张`` (see :func:`parse_name`)."""
+    person = parse_name(value).text
+    if person is None:
         return None
-    folded = _NAME_SEPARATORS.sub("", name_key(unicodedata.normalize("NFKC", text)))
-    return folded or None
+    return _NAME_SEPARATORS.sub("", name_key(person)) or None
+
+
+def surname_pinyin(value: object) -> str | None:
+    """The pinyin of a name's surname, in its surname reading (``单伟`` -> ``shan``,
+    ``欧阳锋`` -> ``ouyang``, ``Mr Zhang`` -> ``zhang``); None when the surname is unknown."""
+    return pinyin(parse_name(value).surname, surname=True)
 
 
 @lru_cache(maxsize=_CACHE)
@@ -510,10 +612,13 @@ def resident(attrs: Mapping[str, object], gazetteer: Gazetteer | None = None) ->
         sex = sex or checked.sex
     raw_address = attrs.get("address")
     raw_name = attrs.get("name")
+    person = parse_name(raw_name)
     return {
         "name": name(raw_name),
-        "name_pinyin": pinyin(raw_name, surname=True),
-        "name_sound": sound_key(raw_name),
+        "name_pinyin": pinyin(person.text, surname=True),
+        "name_sound": sound_key(person.text),
+        "surname_pinyin": pinyin(person.surname, surname=True),
+        "surname_only": "1" if person.only_surname else None,
         "id_number": id_number,
         "id_valid": id_valid,
         "id_division": id_division,
@@ -547,7 +652,7 @@ def enterprise(attrs: Mapping[str, object], gazetteer: Gazetteer | None = None) 
         "uscc_division": uscc_division,
         "uscc_org": uscc_org,
         "legal_rep": name(rep),
-        "legal_rep_pinyin": pinyin(rep, surname=True),
+        "legal_rep_pinyin": pinyin(parse_name(rep).text, surname=True),
         "phone": phone(attrs.get("phone")),
         "address": address(raw_address, gazetteer),
         "area_code": area_code(raw_address, gazetteer),
