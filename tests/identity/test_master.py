@@ -387,6 +387,10 @@ def copy_with_typo(person: dict, rng: random.Random) -> dict:
 
 @pytest.fixture
 def city(db):
+    return departments_rolls()
+
+
+def departments_rolls() -> dict:
     """Three departments' rolls of the same 150 people (the police register has all; two
     service rolls hold some, with typos), ingested as the departments gave them."""
     rng = random.Random(11)

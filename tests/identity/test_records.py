@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from civicpulse.identity import normalise, records
 from civicpulse.identity.identifiers import make_resident_id
-from civicpulse.identity.models import Entity, Kind, Source, SourceRecord
+from civicpulse.identity.models import BlockingKey, Entity, Kind, Source, SourceRecord
 from tests.support import shared_data
 
 _numbers = itertools.count(1)
@@ -172,6 +172,53 @@ def test_frame_gives_the_linker_every_record_or_the_ones_asked_for(roll):
     row = some.set_index("record_id").loc[str(record.pk)]
     assert row["name"] == record.normalised["name"] and row["id_number"] == GOOD_ID
     assert records.frame(Kind.ENTERPRISE, record_ids=report.new).empty
+
+
+def _keys(record_ids) -> set[tuple[int, int, str]]:
+    return set(
+        BlockingKey.objects.filter(record__in=record_ids).values_list("record_id", "rule", "value")
+    )
+
+
+def test_ingest_writes_each_records_blocking_keys_and_rewrites_them_when_it_changes(roll):
+    report = records.ingest(roll, [_row("1", "张伟", GOOD_ID), _row("2", "李娜", OTHER_ID, None)])
+    first, second = (SourceRecord.objects.get(pk=pk) for pk in report.new)
+    want = {
+        (r.pk, rule, value)
+        for r in (first, second)
+        for rule, value in records.blocking_keys(Kind.RESIDENT, r.normalised)
+    }
+    assert _keys(report.new) == want
+    # the ID, the phone and the ID's first fourteen characters with the name's sound
+    assert {rule for pk, rule, _v in want if pk == first.pk} >= {0, 1, 4}
+    assert 1 not in {rule for pk, rule, _v in want if pk == second.pk}  # no phone, no key
+    # a changed phone changes that key only; the other record's keys stay as they were
+    records.ingest(
+        roll, [_row("1", "张伟", GOOD_ID, "13900001111"), _row("2", "李娜", OTHER_ID, None)]
+    )
+    after = _keys(report.new)
+    assert (first.pk, 1, "13900001111") in after and (first.pk, 1, "13812345678") not in after
+    assert {k for k in after if k[0] == second.pk} == {k for k in want if k[0] == second.pk}
+    # rebuilt from the stored records, the keys are the same
+    assert records.index_blocking_keys(Kind.RESIDENT) == len(after)
+    assert _keys(report.new) == after
+
+
+def test_a_key_too_long_for_its_column_is_kept_as_its_digest(roll):
+    long_name = "Alexandrina " * 20  # name and birth date: far longer than the column
+    twin = make_resident_id("110101", date(1980, 5, 17), 777)  # born the same day as GOOD_ID
+    report = records.ingest(
+        roll, [_row("1", long_name, GOOD_ID, None), _row("2", long_name, twin, None)]
+    )
+    a, b = report.new
+    keys = _keys(report.new)
+    assert all(len(v) <= 128 for _pk, _rule, v in keys)
+    shared = {(rule, v) for pk, rule, v in keys if pk == a} & {
+        (rule, v) for pk, rule, v in keys if pk == b
+    }
+    assert shared and all(v.startswith("sha1:") for _rule, v in shared)
+    normalised = SourceRecord.objects.get(pk=a).normalised
+    assert records.candidates(Kind.RESIDENT, [normalised]) == {a, b}
 
 
 @pytest.mark.shared_data

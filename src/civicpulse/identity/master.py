@@ -635,6 +635,11 @@ def link_new(records: Iterable, *, actor="system") -> list[dict]:
     without touching any other entity: each joins the entity it matches best at or above the
     link threshold, or becomes its own entity; less certain matches wait for review.
 
+    Only the records a blocking rule pairs with the new ones are read (found by the stored
+    blocking keys, see ``records.candidates``), so its cost follows the new records and their
+    candidates, not the size of the store. The records of one batch are compared with each
+    other too, each placed after those before it: two copies of one new person become one.
+
     Returns one ``{"record", "entity", "action", "match_probability", "review_pairs"}`` per
     record (``action`` is "linked", "created" or "kept")."""
     from civicpulse.identity import linking
@@ -665,21 +670,27 @@ def link_new(records: Iterable, *, actor="system") -> list[dict]:
     )
     try:
         new_ids = {r.pk for r in given}
-        entity_of = dict(
-            SourceRecord.objects.filter(kind=kind, entity__isnull=False)
-            .exclude(pk__in=new_ids)
-            .values_list("pk", "entity_id")
-        )
         new_frame = record_store.frame(kind, record_ids=new_ids)
-        existing_frame = record_store.frame(kind, record_ids=entity_of)
+        found = record_store.candidates(kind, new_frame.to_dict("records")) - new_ids
+        ruled = _rulings_on(kind, new_ids)
+        entity_of = _entities_of(kind, given, found, ruled, exclude=new_ids)
+        existing_frame = record_store.frame(kind, record_ids=found & set(entity_of))
+        # the batch is compared with itself too: two copies of one new person become one
         pairs = linking.match_new(
-            new_frame, existing_frame, kind, model_run.model, review_threshold=review
+            new_frame,
+            pd.concat([existing_frame, new_frame], ignore_index=True),
+            kind,
+            model_run.model,
+            review_threshold=review,
         )
         with transaction.atomic():
-            placed = _place(run, given, pairs, entity_of, link=link, actor=audit.actor_name(actor))
+            placed = _place(
+                run, given, pairs, entity_of, ruled, link=link, actor=audit.actor_name(actor)
+            )
             run.counts = {
                 **run.counts,
                 "records": len(given),
+                "candidates": len(existing_frame),
                 "pairs": len(pairs),
                 **Counter(p["action"] for p in placed),
             }
@@ -691,16 +702,60 @@ def link_new(records: Iterable, *, actor="system") -> list[dict]:
     return placed
 
 
-def _place(
-    run: LinkRun, given: list[SourceRecord], pairs: pd.DataFrame, entity_of: dict, *, link, actor
-) -> list[dict]:
-    now = timezone.now()
-    same, different = _decisions(run.kind)
+def _rulings_on(kind: str, record_ids: set[int]) -> dict[int, dict[int, str]]:
+    """The rulings people made on pairs holding one of ``record_ids``: record -> {other
+    record: "same" | "different"}, both ways."""
     ruled: dict[int, dict[int, str]] = defaultdict(dict)
-    for status, rulings in (("same", same), ("different", different)):
-        for a, b in rulings:
-            ruled[int(a)][int(b)] = status
-            ruled[int(b)][int(a)] = status
+    ids = sorted(record_ids)
+    for start in range(0, len(ids), BATCH):
+        chunk = ids[start : start + BATCH]
+        for a, b, status in ReviewPair.objects.filter(
+            Q(record_a__in=chunk) | Q(record_b__in=chunk),
+            kind=kind,
+            status__in=[ReviewPair.Status.SAME, ReviewPair.Status.DIFFERENT],
+        ).values_list("record_a_id", "record_b_id", "status"):
+            ruled[a][b] = status
+            ruled[b][a] = status
+    return ruled
+
+
+def _entities_of(
+    kind: str,
+    given: list[SourceRecord],
+    candidates: set[int],
+    ruled: dict[int, dict[int, str]],
+    *,
+    exclude: set[int],
+) -> dict[int, int]:
+    """Record -> entity for every stored record an incremental link can need: the candidates,
+    the records people ruled on with the new ones, and all records of the entities the new
+    (changed) records sit in, so it can tell whether a record leaves an entity empty. Not the
+    whole kind: at a million records reading it would be the whole cost of the link."""
+    olds = sorted({r.entity_id for r in given if r.entity_id})
+    wanted = sorted(candidates | {o for r in given for o in ruled.get(r.pk, {})})
+    records = SourceRecord.objects.filter(kind=kind, entity__isnull=False).exclude(pk__in=exclude)
+    entity_of: dict[int, int] = {}
+    for start in range(0, len(wanted), BATCH):
+        entity_of.update(
+            records.filter(pk__in=wanted[start : start + BATCH]).values_list("pk", "entity_id")
+        )
+    entity_of.update(records.filter(entity__in=olds).values_list("pk", "entity_id"))
+    return entity_of
+
+
+def _place(
+    run: LinkRun,
+    given: list[SourceRecord],
+    pairs: pd.DataFrame,
+    entity_of: dict,
+    ruled: dict[int, dict[int, str]],
+    *,
+    link,
+    actor,
+) -> list[dict]:
+    """Place each record in turn (by id), each against the stored records and the records of
+    the batch placed before it; a pair with a record not yet placed waits for that record."""
+    now = timezone.now()
     members: dict[int, set[int]] = defaultdict(set)
     for pk, entity_id in entity_of.items():
         members[entity_id].add(pk)
@@ -787,7 +842,14 @@ def _place(
                         },
                     )
                 )
-        mine = pairs[pairs["record_l"].astype(int) == record.pk] if len(pairs) else pairs
+        mine = (
+            pairs[
+                (pairs["record_l"].astype(int) == record.pk)
+                & pairs["record_r"].astype(int).isin(entity_of.keys())
+            ]
+            if len(pairs)
+            else pairs
+        )
         queued = (
             _queue_uncertain(run, mine, entity_of, link=link, review=0.0, upper=2.0)
             if len(mine)

@@ -310,3 +310,31 @@ class Account(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} -> {self.entity_id}"
+
+
+class BlockingKey(models.Model):
+    """One key a blocking rule of the linker pairs a record by (``rule`` is the rule's index in
+    ``linking.SPECS[kind].blocking``; ``value`` its parts joined), so an incremental link finds
+    the few records a new one can be compared with by an index lookup instead of reading every
+    record of the kind.
+
+    A table of keys rather than expression indexes on ``normalised``: one B-tree on ``value``
+    answers every rule on SQLite and PostgreSQL alike, where expression indexes need one index
+    per rule over JSON extraction (written differently by each database) and an OR of them per
+    lookup, which SQLite's planner does not split: on a store of 103,516 residents it scanned
+    the kind, 320 ms a lookup, against 0.2 ms here for the same candidates. ``records.ingest``
+    writes the keys with the record and rewrites them when its normalised values change;
+    ``records.index_blocking_keys`` rebuilds them should the linker's rules change.
+    """
+
+    record = models.ForeignKey(SourceRecord, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    rule = models.PositiveSmallIntegerField()
+    # the parts joined by \x1f; a longer key is stored as "sha1:" and its digest
+    value = models.CharField(max_length=128)
+
+    class Meta:
+        indexes = [models.Index(fields=["value", "rule", "kind"], name="identity_blocking_key")]
+
+    def __str__(self) -> str:
+        return f"{self.record_id} rule {self.rule}"

@@ -20,7 +20,9 @@ market register, the residents who called the hotline).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator
+import hashlib
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -30,8 +32,8 @@ from django.utils import timezone
 
 from civicpulse.core import audit
 from civicpulse.core.models import Department
-from civicpulse.identity import normalise
-from civicpulse.identity.models import Kind, Source, SourceRecord
+from civicpulse.identity import linking, normalise
+from civicpulse.identity.models import BlockingKey, Kind, Source, SourceRecord
 
 __all__ = [
     "ATTRIBUTES",
@@ -39,9 +41,12 @@ __all__ = [
     "BUILTIN_SOURCES",
     "IngestReport",
     "RecordsError",
+    "blocking_keys",
+    "candidates",
     "ensure_builtin_sources",
     "ensure_source",
     "frame",
+    "index_blocking_keys",
     "ingest",
     "pending",
     "source_rows",
@@ -51,6 +56,7 @@ __all__ = [
 
 BATCH = 5_000
 KEY_LENGTH = SourceRecord._meta.get_field("key").max_length
+BLOCKING_KEY_LENGTH = BlockingKey._meta.get_field("value").max_length
 
 # The attributes the master index knows, per kind (what a mapping maps columns onto).
 ATTRIBUTES = {
@@ -401,14 +407,20 @@ def _write_batch(
                 changed.append({**record, "_pk": [known[0]]})
         if fresh:
             _insert(fresh)
-            report.new.extend(
-                SourceRecord.objects.filter(source=source, key__in=[r["key"] for r in fresh])
-                .order_by("pk")
-                .values_list("pk", flat=True)
+            ids = dict(
+                SourceRecord.objects.filter(
+                    source=source, key__in=[r["key"] for r in fresh]
+                ).values_list("key", "pk")
             )
+            report.new.extend(sorted(ids.values()))
+            _write_keys(source.kind, [(ids[r["key"]], r["normalised"]) for r in fresh])
         if changed:
             _update(changed)
-            report.changed.extend(r["_pk"][0] for r in changed)
+            pks = [r["_pk"][0] for r in changed]
+            for chunk in _chunks(pks):
+                BlockingKey.objects.filter(record__in=chunk).delete()
+            _write_keys(source.kind, [(r["_pk"][0], r["normalised"]) for r in changed])
+            report.changed.extend(pks)
 
 
 def ingest(
@@ -452,6 +464,79 @@ def ingest(
 def _chunks(ids: list, size: int = BATCH) -> Iterator[list]:
     for start in range(0, len(ids), size):
         yield ids[start : start + size]
+
+
+def blocking_keys(kind: str, normalised: Mapping) -> list[tuple[int, str]]:
+    """(rule, key) for each of the linker's blocking rules that can pair a record with these
+    normalised values, as the store keeps them: a key too long for its column is kept as its
+    digest, which two records share exactly when they share the key."""
+    return [
+        (rule, value if len(value) <= BLOCKING_KEY_LENGTH else _digest(value))
+        for rule, value in linking.SPECS[kind].key_values(normalised)
+    ]
+
+
+def _digest(value: str) -> str:
+    return "sha1:" + hashlib.sha1(value.encode()).hexdigest()
+
+
+def _write_keys(kind: str, records: list[tuple[int, Mapping]]) -> None:
+    """Insert the blocking keys of ``records`` ((id, normalised) pairs) with one prepared
+    INSERT, as the records themselves are written."""
+    rows = [
+        (pk, kind, rule, value)
+        for pk, normalised in records
+        for rule, value in blocking_keys(kind, normalised)
+    ]
+    if not rows:
+        return
+    quote = connection.ops.quote_name
+    columns = ", ".join(
+        quote(BlockingKey._meta.get_field(name).column)
+        for name in ("record", "kind", "rule", "value")
+    )
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {quote(BlockingKey._meta.db_table)} ({columns}) VALUES (%s, %s, %s, %s)",
+            rows,
+        )
+
+
+def index_blocking_keys(kind: str | None = None) -> int:
+    """Write every record's blocking keys again (of ``kind``, or of both kinds): for records
+    stored before the keys were, or after the linker's blocking rules change. Returns how many
+    keys were written."""
+    written = 0
+    for each in [kind] if kind else list(Kind.values):
+        with transaction.atomic():
+            BlockingKey.objects.filter(kind=each).delete()
+            records = SourceRecord.objects.filter(kind=each).order_by("pk")
+            for batch in _batches(
+                records.values_list("pk", "normalised").iterator(chunk_size=BATCH), BATCH
+            ):
+                _write_keys(each, batch)
+                written += sum(len(blocking_keys(each, n)) for _pk, n in batch)
+    return written
+
+
+def candidates(kind: str, normalised: Iterable[Mapping]) -> set[int]:
+    """Ids of the stored records of ``kind`` that some blocking rule of the linker pairs with
+    one of the records whose ``normalised`` values are given (themselves included, when they
+    are stored): exactly the records a full blocking would compare them with, found by index
+    lookups, whatever the number of records stored."""
+    wanted: dict[int, set[str]] = defaultdict(set)
+    for values in normalised:
+        for rule, value in blocking_keys(kind, values):
+            wanted[rule].add(value)
+    found: set[int] = set()
+    for rule, values in sorted(wanted.items()):
+        for chunk in _chunks(sorted(values)):
+            found.update(
+                BlockingKey.objects.filter(value__in=chunk, rule=rule, kind=kind).values_list(
+                    "record_id", flat=True
+                )
+            )
+    return found
 
 
 def frame(kind: str, *, record_ids: Iterable[int] | None = None) -> pd.DataFrame:
