@@ -65,6 +65,7 @@ bench: install-test assets
 	$(BIN)/python -m benchmarks.case_import
 	$(BIN)/python -m benchmarks.routing
 	$(BIN)/python -m benchmarks.open311
+	$(BIN)/python -m benchmarks.identity
 
 lint:
 	$(BIN)/ruff check src tests benchmarks

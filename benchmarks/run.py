@@ -3,9 +3,9 @@
     .venv/bin/python -m benchmarks.run [--size small|full]
 
 The other benchmarks are modules of their own (``python -m benchmarks.case_import``,
-``benchmarks.open311``, ``benchmarks.routing``); each replaces only its own section of
-docs/benchmarks.md, with the machine and the date. Nothing here asserts a time: the suite's
-tests check behaviour, these files measure speed.
+``benchmarks.open311``, ``benchmarks.routing``, ``benchmarks.identity``); each replaces only
+its own section of docs/benchmarks.md, with the machine and the date. Nothing here asserts a
+time: the suite's tests check behaviour, these files measure speed.
 """
 
 from __future__ import annotations

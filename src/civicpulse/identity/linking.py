@@ -50,6 +50,7 @@ __all__ = [
     "null_level",
     "present",
     "run",
+    "train",
 ]
 
 DEFAULT_THRESHOLDS = {"link": 0.95, "review": 0.5}
@@ -681,6 +682,19 @@ def _model_dict(linker) -> dict:
 def _count(linker, table) -> int:
     result = linker.misc.query_sql(f"select count(*) as n from {table.physical_name}", "pandas")
     return int(result.iloc[0, 0])
+
+
+def train(frame: pd.DataFrame, kind: str | Spec, *, engine: str = "duckdb") -> dict:
+    """The trained model alone, as :func:`run` trains it, for a caller that scores later with
+    ``model=`` (the benchmark times the two apart)."""
+    from splink import Linker
+
+    spec = _spec(kind)
+    _check_frame(frame, spec)
+    table = _api(engine).register(_table(frame, spec))
+    linker = Linker(table, spec.settings(), log_level=logging.ERROR)
+    _train(linker, spec, len(frame))
+    return _model_dict(linker)
 
 
 def run(

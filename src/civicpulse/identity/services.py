@@ -1,11 +1,24 @@
-"""What other apps use of identity: the identifier checks (GB 11643 resident ID numbers,
-GB 32100 unified social credit codes, mainland mobile numbers), the heuristics that spot names
-and addresses, and masking. The checks live in :mod:`civicpulse.identity.checks` (plain Python);
-other apps import them from here, as the house rules ask of every domain app."""
+"""What other apps, the CLI and the demo use of identity.
+
+- the identifier checks (GB 11643 resident ID numbers, GB 32100 unified social credit codes,
+  mainland mobiles), the heuristics that spot names and addresses, and masking
+  (:mod:`~civicpulse.identity.checks`, plain Python);
+- record sources and taking in their rows (:mod:`~civicpulse.identity.records`);
+- the master index: full and incremental links, people's rulings, merges, splits and their
+  undoing, explanations (:mod:`~civicpulse.identity.master`), survivorship rules;
+- issuing "my space" accounts (:mod:`~civicpulse.identity.access`).
+
+Other apps import these names from here, as the house rules ask of every domain app; the
+modules behind them are the identity app's own business.
+"""
 
 from __future__ import annotations
 
+from django.db.models import Count, QuerySet
+
+from civicpulse.identity.access import AccountError, issue_account
 from civicpulse.identity.checks import (
+    PROVINCE_CODES,
     CheckResult,
     check_credit_code,
     check_mobile,
@@ -17,24 +30,19 @@ from civicpulse.identity.checks import (
     normalise,
     to_halfwidth,
 )
-
-__all__ = [
-    "CheckResult",
-    "check_credit_code",
-    "check_mobile",
-    "check_resident_id",
-    "looks_like_address",
-    "looks_like_person_name",
-    "mask",
-    "name_key",
-    "normalise",
-    "to_halfwidth",
-]
-
-# --- records ---
-# Records in from the departments' sources (civicpulse.identity.records).
-from civicpulse.identity.master import MasterError, link_new, run_full  # noqa: E402
-from civicpulse.identity.records import (  # noqa: E402
+from civicpulse.identity.master import (
+    MasterError,
+    decide,
+    explain,
+    latest_model_run,
+    link_new,
+    merge,
+    run_full,
+    split,
+    undo,
+)
+from civicpulse.identity.models import Kind, ReviewPair, Source
+from civicpulse.identity.records import (
     IngestReport,
     RecordsError,
     ensure_builtin_sources,
@@ -45,31 +53,48 @@ from civicpulse.identity.records import (  # noqa: E402
     sync,
     sync_all,
 )
+from civicpulse.identity.survivorship import RULES as SURVIVORSHIP_RULES
 
-__all__ += [
-    "MasterError",
-    "link_new",
-    "run_full",
+__all__ = [
+    "PROVINCE_CODES",
+    "CheckResult",
+    "check_credit_code",
+    "check_mobile",
+    "check_resident_id",
+    "looks_like_address",
+    "looks_like_person_name",
+    "mask",
+    "name_key",
+    "normalise",
+    "to_halfwidth",
+    "AccountError",
     "IngestReport",
+    "MasterError",
     "RecordsError",
+    "SURVIVORSHIP_RULES",
+    "decide",
     "ensure_builtin_sources",
     "ensure_source",
+    "explain",
     "frame",
     "ingest",
+    "issue_account",
+    "latest_model_run",
+    "link_new",
+    "merge",
     "pending",
     "pending_reviews",
+    "run_full",
     "sources",
+    "split",
     "sync",
     "sync_all",
+    "undo",
 ]
 
 
-def sources():
-    """Every record source with how many records it holds, by name."""
-    from django.db.models import Count
-
-    from civicpulse.identity.models import Source
-
+def sources() -> QuerySet[Source]:
+    """Every record source with how many records it holds (``held``), by name."""
     return (
         Source.objects.select_related("department").annotate(held=Count("records")).order_by("name")
     )
@@ -77,42 +102,9 @@ def sources():
 
 def pending_reviews() -> dict[str, int]:
     """Pairs waiting for a person's decision, per kind (every kind listed, zero or not)."""
-    from django.db.models import Count
-
-    from civicpulse.identity.models import Kind, ReviewPair
-
     waiting = dict(
         ReviewPair.objects.filter(status=ReviewPair.Status.PENDING)
         .values_list("kind")
         .annotate(n=Count("id"))
     )
     return {kind: waiting.get(kind, 0) for kind in Kind.values}
-
-
-# --- end records ---
-
-# --- master index ---
-# Stable master IDs, survivorship, people's rulings, merges, splits and their undoing, and
-# incremental links (identity.master); other apps reach them here. (run_full, link_new and
-# MasterError are re-exported in the records block above.)
-from civicpulse.identity.master import (  # noqa: E402
-    decide,
-    explain,
-    latest_model_run,
-    merge,
-    split,
-    undo,
-)
-from civicpulse.identity.survivorship import RULES as SURVIVORSHIP_RULES  # noqa: E402
-
-__all__ += [
-    "SURVIVORSHIP_RULES",
-    "decide",
-    "explain",
-    "latest_model_run",
-    "merge",
-    "split",
-    "undo",
-]
-# --- end master index ---
-from civicpulse.identity.access import AccountError, issue_account  # noqa: E402, F401
