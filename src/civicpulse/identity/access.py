@@ -329,7 +329,8 @@ def issue_account(entity: Entity, user, relation: str, *, actor) -> Account:
         raise PermissionDenied(_("Only the data bureau issues my-space accounts."))
     if RELATIONS.get(entity.kind) != relation:
         raise AccountError(
-            _("A %(kind)s takes an account of another relation.") % {"kind": entity.kind},
+            _("A %(kind)s takes an account of another relation.")
+            % {"kind": entity.get_kind_display()},
             code="relation",
         )
     if role_of(user) is not None:
