@@ -14,7 +14,8 @@ from civicpulse.core import queue as q
 from civicpulse.identity import records
 from civicpulse.identity.models import Entity, Kind, LinkRun, SourceRecord
 
-ROLLS = ("police-household", "hrss-social-insurance")
+# slugs of their own: the demo city registers rolls of the same departments
+ROLLS = ("police-household-jobs", "hrss-social-insurance-jobs")
 PEOPLE = 1500
 
 
@@ -42,7 +43,7 @@ def _load(slug: str, rows: list[dict], path) -> None:
 
 
 @pytest.fixture
-def rolls(db, tmp_path):
+def rolls(empty_registers, tmp_path):
     from civicpulse.catalog import services as catalog
     from civicpulse.core.models import Department
     from civicpulse.demo.identity import COLUMNS
@@ -88,7 +89,7 @@ def test_sync_takes_in_and_links_then_a_rerun_does_nothing_new(rolls, tmp_path):
     codes = _codes()
     assert None not in codes.values()
     # a person on both rolls is one entity
-    assert len(rolls["police-household"]) <= len(set(codes.values())) < total
+    assert len(rolls["police-household-jobs"]) <= len(set(codes.values())) < total
     assert LinkRun.objects.filter(kind=Kind.RESIDENT, mode="full", status="done").count() == 1
 
     again = _run("identity.sync")
@@ -100,17 +101,21 @@ def test_sync_takes_in_and_links_then_a_rerun_does_nothing_new(rolls, tmp_path):
 
     # a new version of one roll gives a person a new phone: that record alone is linked again,
     # incrementally, and stays with its person
-    changed = [dict(r) for r in rolls["hrss-social-insurance"]]
+    changed = [dict(r) for r in rolls["hrss-social-insurance-jobs"]]
     changed[0]["phone"] = "13900000000"
-    _load("hrss-social-insurance", changed, tmp_path / "hrss-2.parquet")
+    _load("hrss-social-insurance-jobs", changed, tmp_path / "hrss-2.parquet")
     third = _run("identity.sync")
-    assert third["sources"]["hrss-social-insurance"]["changed"] == 1
-    assert third["sources"]["police-household"]["unchanged"] == len(rolls["police-household"])
+    assert third["sources"]["hrss-social-insurance-jobs"]["changed"] == 1
+    assert third["sources"]["police-household-jobs"]["unchanged"] == len(
+        rolls["police-household-jobs"]
+    )
     assert third["linked_resident"] == 1
     assert records.pending() == []
     assert LinkRun.objects.filter(mode="incremental", status="done").count() == 1
     assert _codes() == codes
-    record = SourceRecord.objects.get(source__name="hrss-social-insurance", key=changed[0]["key"])
+    record = SourceRecord.objects.get(
+        source__name="hrss-social-insurance-jobs", key=changed[0]["key"]
+    )
     assert record.normalised["phone"] == "13900000000" and record.linked_by == "model"
 
 

@@ -50,7 +50,7 @@ def clerk(db):
 
 
 @pytest.fixture
-def roll(db):
+def roll(empty_master_index):
     return Source.objects.create(name="m2-roll", title="roll", kind="resident", trust=50)
 
 
@@ -386,7 +386,7 @@ def copy_with_typo(person: dict, rng: random.Random) -> dict:
 
 
 @pytest.fixture
-def city(db):
+def city(empty_master_index):
     return departments_rolls()
 
 

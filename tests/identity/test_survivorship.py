@@ -134,15 +134,20 @@ def test_a_city_can_change_a_rule_and_unknown_criteria_are_refused():
 
 @pytest.mark.django_db
 def test_refresh_saves_the_golden_record_identifier_area_and_a_survived_event():
+    # codes and names clear of the demo city's, which the session may have built in this store
     now = timezone.now()
-    city = Area.objects.create(code="239900", level="city", name_zh="市", name_en="City")
+    city = Area.objects.create(code="989900", level="city", name_zh="市", name_en="City")
     district = Area.objects.create(
-        code="239901", level="district", parent=city, name_zh="区", name_en="District"
+        code="989901", level="district", parent=city, name_zh="区", name_en="District"
     )
-    police = Source.objects.create(name="police", title="人口", kind="resident", trust=90)
-    civil = Source.objects.create(name="civil", title="民政", kind="resident", trust=40)
+    police = Source.objects.create(
+        name="survivorship-police", title="人口", kind="resident", trust=90
+    )
+    civil = Source.objects.create(
+        name="survivorship-civil", title="民政", kind="resident", trust=40
+    )
     entity = Entity.objects.create(
-        code="R0000000001", kind="resident", created_at=now, updated_at=now
+        code="R9999999901", kind="resident", created_at=now, updated_at=now
     )
 
     def record(source, key, at, attributes, normalised, problems=()):
@@ -172,7 +177,7 @@ def test_refresh_saves_the_golden_record_identifier_area_and_a_survived_event():
         "9",
         JUN,
         {"name": "张玮", "id_number": SPACED_ID, "address": "某区某路1号"},
-        {"id_number": VALID_ID, "area_code": "239901"},
+        {"id_number": VALID_ID, "area_code": "989901"},
     )
     assert refresh(entity) is True
     entity.refresh_from_db()

@@ -32,7 +32,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.utils import timezone
 
 from civicpulse.cases.models import Case, Reporter
 from civicpulse.catalog import services as catalog
@@ -315,18 +314,19 @@ def _entity_of(source_name: str, key: str) -> Entity:
     return entity
 
 
-def _accounts(featured: list[RegisteredResident], password: str) -> None:
+def _accounts(featured: list[RegisteredResident], password: str, admin) -> None:
+    """The demo's my-space accounts, issued by the data bureau as the service hall would
+    after checking each person (the residents could also have registered themselves)."""
     from civicpulse.enterprise.models import Enterprise
 
     User = get_user_model()
-    now = timezone.now()
     entities = [_entity_of("population-register", str(person.pk)) for person in featured]
     firm = Enterprise.objects.filter(status="active").order_by("uscc").first()
     if firm is not None:
         entities.append(_entity_of("market-register", str(firm.pk)))
     for (username, relation, _what), entity in zip(ACCOUNTS, entities, strict=False):
         user = User.objects.create_user(username, password=password)
-        Account.objects.create(user=user, entity=entity, relation=relation, verified_at=now)
+        identity.issue_account(entity, user, relation, actor=admin)
 
 
 def login_lines() -> list[str]:
@@ -375,5 +375,5 @@ def build(city: DemoCity, bar, *, password: str) -> None:
         except Exception as exc:
             raise DemoError(f"the demo's {kind} link failed: {exc}") from exc
         bar.update(1)
-    _accounts(featured, password)
+    _accounts(featured, password, admin)
     bar.update(1)
