@@ -29,8 +29,8 @@ def _roll_rows() -> dict[str, list[dict]]:
     rows: dict[str, list[dict]] = {name: [] for name in ROLLS}
     for batch in people.messy_residents(residents, seed=7, as_of=date(2026, 11, 26)):
         for row in batch:
-            if row["roll"] in rows:
-                rows[row["roll"]].append(row)
+            if f"{row['roll']}-jobs" in rows:
+                rows[f"{row['roll']}-jobs"].append(row)
     return rows
 
 
