@@ -13,6 +13,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.urls import reverse
+from django.utils import timezone
 
 from civicpulse.catalog import quality, services
 from civicpulse.core import accounts
@@ -132,7 +133,9 @@ def test_the_list_shows_each_dataset_with_its_facts(client, users, dataset, owne
     assert dataset.title in cells and owner.name_en in cells
     assert f'grade-{dataset.grade}"' in cells
     assert f'<td class="num">{dataset.current_version.row_count}</td>' in cells
-    assert dataset.current_version.created_at.strftime("%Y-%m-%d") in cells
+    # shown on the city's clock, which may already be the next day
+    loaded = timezone.localtime(dataset.current_version.created_at)
+    assert loaded.strftime("%Y-%m-%d %H:%M") in cells
     assert response.context["results"].total == 1
 
     narrowed = client.get("/catalog/", {"department": owner.code, "grade": "core"})
